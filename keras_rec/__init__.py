@@ -1,0 +1,26 @@
+"""keras_rec: sentence-transformer models inside Keras 3 / TensorFlow.
+
+Subpackages are imported on demand, so `import keras_rec` stays light (no
+TensorFlow or PyTorch import):
+
+- `keras_rec.data`: real datasets (MovieLens-100K, sentiment tweets), text
+  builders and validated CSV/Parquet readers.
+- `keras_rec.embeddings`: sentence-transformer encoding with a persistent,
+  content-addressed cache (local directory or any fsspec URL).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBPACKAGES = ("data", "embeddings")
+
+__all__ = ["__version__", *_SUBPACKAGES]
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"keras_rec.{name}")
+    raise AttributeError(f"module 'keras_rec' has no attribute {name!r}")

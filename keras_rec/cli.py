@@ -1,0 +1,148 @@
+"""The `keras-rec` command line.
+
+Each subcommand parses its arguments and makes one call into the package.
+Every command ends by printing one line of JSON with its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def _add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="sentence-transformer: local path or Hugging Face id "
+        "(default: all-MiniLM-L6-v2, embedded, offline)",
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="embedding cache root: a directory or fsspec URL such as s3://bucket/prefix "
+        "(default: $KERAS_REC_HOME/embeddings or ~/.keras_rec/embeddings)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-seq-length", type=int, default=None)
+    parser.add_argument("--normalize", action="store_true", help="L2-normalize the vectors")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
+
+
+def _build_encoder(args: argparse.Namespace):
+    from keras_rec.embeddings import CachedEncoder, SentenceEncoder
+
+    sentence_encoder = SentenceEncoder(
+        args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        normalize=args.normalize,
+    )
+    return CachedEncoder(sentence_encoder, cache=args.cache)
+
+
+def _run_embed(args: argparse.Namespace) -> dict:
+    from keras_rec.embeddings.embed_table import embed_table
+
+    if args.output is None and args.shard is None:
+        raise SystemExit("keras-rec embed: --output is required unless --shard is given")
+    return embed_table(
+        args.input,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        output_path=args.output,
+        encoder=_build_encoder(args),
+        shard=args.shard,
+        encoding=args.encoding,
+        missing_text=args.missing_text,
+    )
+
+
+def _run_embed_movielens(args: argparse.Namespace) -> dict:
+    from keras_rec.embeddings.movielens_precompute import precompute_movielens
+
+    summary = precompute_movielens(
+        _build_encoder(args), output_dir=args.output_dir, data_path=args.data
+    )
+    print(
+        f"MovieLens-100K: {summary['items']} items ({summary['items_encoded']} encoded, "
+        f"{summary['items_cached']} cached), {summary['users']} users "
+        f"({summary['users_encoded']} encoded, {summary['users_cached']} cached), "
+        f"dim {summary['embedding_dim']}, {summary['seconds']:.1f}s; cache: {summary['cache']}",
+        file=sys.stderr,
+    )
+    for text in summary["nearest_items"]:
+        print(f"  near 'Star Wars (1977)': {text}", file=sys.stderr)
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keras-rec",
+        description="Sentence-transformer models in Keras 3 / TensorFlow.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    embed = commands.add_parser(
+        "embed",
+        help="embed a text column of a CSV/Parquet file through the cache",
+        description="Embed a text column of a CSV/Parquet file; only texts the cache "
+        "lacks are encoded. Writes a Parquet file with the id, the text and the embedding.",
+    )
+    embed.add_argument("--input", required=True, help="CSV or Parquet file (path or URL)")
+    embed.add_argument("--text-column", required=True)
+    embed.add_argument("--id-column", default=None, help="unique id column, copied to the output")
+    embed.add_argument("--output", default=None, help="output Parquet file (path or URL)")
+    embed.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="fill only worker I's part of the cache (of N workers); writes no output",
+    )
+    embed.add_argument("--encoding", default="utf-8", help="CSV text encoding")
+    embed.add_argument(
+        "--missing-text",
+        choices=("error", "empty"),
+        default="error",
+        help="what to do with missing (NaN) texts: fail naming the rows, or embed ''",
+    )
+    _add_encoder_arguments(embed)
+    embed.set_defaults(run=_run_embed)
+
+    movielens = commands.add_parser(
+        "embed-movielens",
+        help="precompute and cache the MovieLens-100K item and user embeddings",
+    )
+    movielens.add_argument("--data", default=None, help="local MovieLens directory (default: fetch)")
+    movielens.add_argument(
+        "--output-dir", default=None, help="also write items.parquet and users.parquet here"
+    )
+    _add_encoder_arguments(movielens)
+    movielens.set_defaults(run=_run_embed_movielens)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        summary = args.run(args)
+    except (ValueError, TypeError, OSError) as error:
+        if args.verbose:
+            raise
+        print(f"keras-rec {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

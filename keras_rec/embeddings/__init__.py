@@ -1,0 +1,16 @@
+"""Sentence-transformer encoding with a persistent, content-addressed cache."""
+
+from keras_rec.embeddings.cached_encoder import CachedEncoder, EncodeReport, parse_shard
+from keras_rec.embeddings.embedding_cache import CacheNamespace, EmbeddingCache, text_key
+from keras_rec.embeddings.sentence_encoder import DEFAULT_MODEL, SentenceEncoder
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "CacheNamespace",
+    "CachedEncoder",
+    "EmbeddingCache",
+    "EncodeReport",
+    "SentenceEncoder",
+    "parse_shard",
+    "text_key",
+]

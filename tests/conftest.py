@@ -1,0 +1,70 @@
+"""Session fixtures shared by the whole suite: tiny local models, the real MiniLM."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'")
+    + ["the", "movie", "story", "toy", "star", "wars", "##s", "##ing", "##ed", "of"]
+)
+
+
+def build_tiny_sentence_transformer(directory: str, seed: int = 0, hidden_size: int = 32) -> str:
+    """Writes a 2-layer random BERT + mean pooling sentence-transformer to `directory`."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    base = os.path.join(directory, "hf")
+    os.makedirs(base, exist_ok=True)
+    vocab_file = os.path.join(base, "vocab.txt")
+    with open(vocab_file, "w") as file:
+        file.write("\n".join(TINY_VOCAB) + "\n")
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(base)
+    # transformers 5 takes the vocabulary file as `vocab=`; `vocab_file=` is ignored.
+    BertTokenizer(vocab=vocab_file).save_pretrained(base)
+    transformer = Transformer(base, max_seq_length=48)
+    model = SentenceTransformer(
+        modules=[transformer, Pooling(hidden_size, "mean")], device="cpu"
+    )
+    path = os.path.join(directory, "sentence-transformer")
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> str:
+    """Path of a tiny random sentence-transformer (fast, offline)."""
+    return build_tiny_sentence_transformer(str(tmp_path_factory.mktemp("tiny_st")))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_path):
+    from keras_rec.embeddings import SentenceEncoder
+
+    return SentenceEncoder(tiny_model_path, device="cpu", batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder():
+    """The embedded all-MiniLM-L6-v2, loaded once per session."""
+    from keras_rec.embeddings import SentenceEncoder
+
+    return SentenceEncoder(device="cpu")
