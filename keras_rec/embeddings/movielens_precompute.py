@@ -59,6 +59,9 @@ def precompute_movielens(
         "items": len(item_texts),
         "users": len(user_texts),
         "ratings": len(data.ratings),
+        # 18 MovieLens movies are listed twice under two ids: same text, one vector.
+        "unique_item_texts": item_report.num_unique,
+        "unique_user_texts": user_report.num_unique,
         "items_encoded": item_report.num_encoded,
         "items_cached": item_report.num_cached,
         "users_encoded": user_report.num_encoded,

@@ -1,0 +1,113 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keras_rec.cli import main
+from keras_rec.embeddings.embed_table import read_embeddings_parquet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _last_json(capsys):
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])
+
+
+def _write_csv(path, rows):
+    pd.DataFrame(rows, columns=["doc_id", "body"]).to_csv(path, index=False)
+
+
+def test_embed_writes_parquet_and_reuses_the_cache(tiny_model_path, tiny_encoder, tmp_path, capsys):
+    source = tmp_path / "docs.csv"
+    _write_csv(source, [("d1", "the toy story"), ("d2", "star wars"), ("d3", "the movie")])
+    output = tmp_path / "out" / "embeddings.parquet"
+    args = [
+        "embed", "--input", str(source), "--text-column", "body", "--id-column", "doc_id",
+        "--cache", str(tmp_path / "cache"), "--output", str(output), "--model", tiny_model_path,
+    ]
+    assert main(args) == 0
+    summary = _last_json(capsys)
+    assert (summary["rows"], summary["num_encoded"], summary["embedding_dim"]) == (3, 3, 32)
+
+    frame, vectors = read_embeddings_parquet(output)
+    assert frame["doc_id"].tolist() == ["d1", "d2", "d3"]
+    assert frame["text"].tolist() == ["the toy story", "star wars", "the movie"]
+    np.testing.assert_allclose(vectors, tiny_encoder.encode(frame["text"].tolist()), atol=1e-5)
+
+    assert main(args) == 0
+    assert _last_json(capsys)["num_encoded"] == 0
+
+
+def test_embed_bad_input_fails_before_touching_the_output(tiny_model_path, tmp_path, capsys):
+    source = tmp_path / "docs.csv"
+    _write_csv(source, [("d1", "a"), ("d2", "b"), ("d1", "c")])
+    output = tmp_path / "embeddings.parquet"
+    output.write_bytes(b"previous result")
+    code = main([
+        "embed", "--input", str(source), "--text-column", "body", "--id-column", "doc_id",
+        "--cache", str(tmp_path / "cache"), "--output", str(output), "--model", tiny_model_path,
+    ])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "doc_id" in err and "docs.csv" in err and "1, 3" in err
+    assert output.read_bytes() == b"previous result"
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+    code = main([
+        "embed", "--input", str(source), "--text-column", "missing_col",
+        "--cache", str(tmp_path / "cache"), "--output", str(output), "--model", tiny_model_path,
+    ])
+    assert code == 2
+    assert "missing_col" in capsys.readouterr().err
+
+
+def test_embed_shards_fill_the_cache_for_a_final_run(tiny_model_path, tmp_path, capsys):
+    source = tmp_path / "docs.csv"
+    _write_csv(source, [(f"d{i}", f"the movie {i}") for i in range(30)])
+    common = [
+        "--input", str(source), "--text-column", "body",
+        "--cache", str(tmp_path / "cache"), "--model", tiny_model_path,
+    ]
+    encoded = 0
+    for index in range(2):
+        assert main(["embed", *common, "--shard", f"{index}/2"]) == 0
+        encoded += _last_json(capsys)["num_encoded"]
+    assert encoded == 30
+    assert main(["embed", *common, "--output", str(tmp_path / "all.parquet")]) == 0
+    assert _last_json(capsys)["num_encoded"] == 0
+
+
+def test_embed_movielens_on_the_real_data(tiny_model_path, tmp_path, capsys):
+    args = [
+        "embed-movielens", "--model", tiny_model_path, "--cache", str(tmp_path / "cache"),
+        "--output-dir", str(tmp_path / "out"),
+    ]
+    assert main(args) == 0
+    summary = _last_json(capsys)
+    assert (summary["items"], summary["users"], summary["ratings"]) == (1682, 943, 100000)
+    # 18 movies appear twice under two ids (same title and year): 1664 distinct texts.
+    assert summary["unique_item_texts"] == 1664
+    assert summary["items_encoded"] == 1664 and summary["users_encoded"] == 943
+    assert len(summary["nearest_items"]) == 5
+    items, item_vectors = read_embeddings_parquet(tmp_path / "out" / "items.parquet")
+    assert items["item_id"].tolist()[:2] == [1, 2]
+    assert items["text"][0] == "Toy Story (1995). Animation, Children's, Comedy"
+    assert item_vectors.shape == (1682, 32)
+
+    assert main(args) == 0
+    again = _last_json(capsys)
+    assert again["items_encoded"] == 0 and again["users_encoded"] == 0
+
+
+def test_script_wrappers_reach_the_cli():
+    for script, command in [("embed.py", "embed"), ("embed_movielens.py", "embed-movielens")]:
+        result = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / script), "--help"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"keras-rec {command}" in result.stdout
