@@ -1,0 +1,316 @@
+"""Shared round-trip assertions for keras_rec tests.
+
+- `assert_config_round_trip(obj)`: `from_config(get_config())` gives an equal,
+  JSON-serializable config.
+- `assert_keras_round_trip(model, inputs, tmp_path)`: `.keras` save -> load ->
+  same outputs.
+- `assert_saved_model_round_trip(model_or_module, inputs, tmp_path)`: SavedModel
+  export -> load in a fresh process that imports only TensorFlow -> call
+  `serving_default` -> same outputs as in memory, at two batch sizes.
+
+Inputs and outputs may be one array or a dict of arrays (numbers or strings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def assert_config_round_trip(layer_or_model) -> Any:
+    """Asserts that `cls.from_config(obj.get_config())` has an equal config.
+
+    The config must also survive JSON (as in a `.keras` file): a bound method,
+    a tensor or a numpy scalar left in it fails here.
+
+    Args:
+        layer_or_model: a Keras layer, model, or any object with `get_config` and
+            a `from_config` classmethod.
+
+    Returns:
+        The object rebuilt from the JSON-decoded config.
+    """
+    config = layer_or_model.get_config()
+    try:
+        decoded = json.loads(json.dumps(config))
+    except TypeError as error:
+        raise AssertionError(
+            f"{type(layer_or_model).__name__}.get_config() is not "
+            f"JSON-serializable: {error}. Config: {config!r}"
+        ) from error
+    clone = type(layer_or_model).from_config(decoded)
+    clone_config = json.loads(json.dumps(clone.get_config()))
+    assert clone_config == decoded, (
+        f"{type(layer_or_model).__name__} config changed in a round trip:\n"
+        f"  before: {decoded}\n  after:  {clone_config}"
+    )
+    return clone
+
+
+def assert_keras_round_trip(
+    model,
+    inputs,
+    tmp_path,
+    *,
+    atol: float = 1e-6,
+    rtol: float = 1e-6,
+    **load_kwargs,
+):
+    """Asserts that a model saved as `.keras` and reloaded gives the same outputs.
+
+    Both models are called with `training=False`.
+
+    Args:
+        model: a Keras model.
+        inputs: what the model is called with (array, dict, list).
+        tmp_path: a directory (pytest's `tmp_path`) for `model.keras`.
+        atol, rtol: float tolerances of the comparison.
+        **load_kwargs: passed to `keras.saving.load_model` (e.g. `safe_mode`).
+
+    Returns:
+        The reloaded model.
+    """
+    import keras
+
+    path = os.path.join(os.fspath(tmp_path), "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path, **load_kwargs)
+    _assert_outputs_close(
+        _to_numpy(reloaded(inputs, training=False)),
+        _to_numpy(model(inputs, training=False)),
+        atol,
+        rtol,
+        "reloaded .keras model vs in-memory model",
+    )
+    return reloaded
+
+
+def assert_saved_model_round_trip(
+    model_or_module,
+    inputs,
+    tmp_path,
+    batch_sizes: Sequence[int] = (1, 3),
+    *,
+    method: str = "export",
+    signatures: Any = None,
+    expected_fn: Callable | None = None,
+    child_imports: Iterable[str] = (),
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    timeout: float = 300,
+) -> str:
+    """Asserts that a SavedModel export serves the in-memory outputs.
+
+    Exports `model_or_module`, then, in a fresh Python process that imports only
+    TensorFlow (plus `child_imports`, e.g. `"tensorflow_text"` for its ops), loads
+    it with `tf.saved_model.load` and calls `signatures["serving_default"]` on
+    the first `n` rows of `inputs` for each `n` in `batch_sizes`. Data goes
+    through `.npy` files. The fresh process also checks that `keras_rec` was
+    not needed.
+
+    Args:
+        model_or_module: a Keras model, or a `tf.Module` / trackable.
+        inputs: array or dict of arrays (keyed by the signature's input names),
+            with at least `max(batch_sizes)` rows.
+        tmp_path: a directory (pytest's `tmp_path`).
+        batch_sizes: the batch sizes to check; two by default.
+        method: `"export"` (Keras `model.export`) or `"tf"`
+            (`tf.saved_model.save`). Non-Keras objects always use `"tf"`.
+        signatures: passed to `tf.saved_model.save` (for `method="tf"`).
+        expected_fn: computes the in-memory outputs of a batch. Defaults to
+            `model(batch, training=False)` for Keras models, `obj(batch)` else.
+        child_imports: modules the fresh process imports after TensorFlow.
+        atol, rtol: float tolerances of the comparison.
+        timeout: seconds allowed to the fresh process.
+
+    Returns:
+        The path of the SavedModel.
+    """
+    import keras
+    import tensorflow as tf
+
+    tmp_path = os.fspath(tmp_path)
+    export_dir = os.path.join(tmp_path, "saved_model")
+    is_keras = isinstance(model_or_module, keras.Model)
+    if method not in ("export", "tf"):
+        raise ValueError(f"`method` must be 'export' or 'tf'. Received: method={method!r}")
+    if is_keras and method == "export":
+        model_or_module.export(export_dir, format="tf_saved_model", verbose=False)
+    else:
+        tf.saved_model.save(model_or_module, export_dir, signatures=signatures)
+
+    if expected_fn is None:
+        if is_keras:
+            expected_fn = lambda batch: model_or_module(batch, training=False)  # noqa: E731
+        else:
+            expected_fn = model_or_module
+
+    data_dir = os.path.join(tmp_path, "round_trip_data")
+    os.makedirs(data_dir, exist_ok=True)
+    expected = {}
+    for n in batch_sizes:
+        batch = _take_rows(inputs, n)
+        _save_arrays(os.path.join(data_dir, f"in_{n}"), batch)
+        expected[n] = _to_numpy(expected_fn(_to_tensors(batch)))
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    process = subprocess.run(
+        [sys.executable, "-c", _CHILD, export_dir, data_dir, *map(str, batch_sizes)]
+        + [f"--import={name}" for name in child_imports],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if process.returncode != 0:
+        raise AssertionError(
+            f"Serving the SavedModel {export_dir} in a fresh process failed:\n"
+            f"{process.stderr[-4000:]}"
+        )
+    for n in batch_sizes:
+        served = _load_arrays(os.path.join(data_dir, f"out_{n}"))
+        want = expected[n]
+        if not isinstance(want, dict):
+            if isinstance(want, (list, tuple)):
+                want = {f"output_{i}": x for i, x in enumerate(want)}
+            elif len(served) == 1:
+                want = {next(iter(served)): want}
+        _assert_outputs_close(served, want, atol, rtol, f"serving_default, batch {n}")
+    return export_dir
+
+
+# Runs in the fresh process: argv = export_dir, data_dir, batch sizes..., --import=...
+_CHILD = textwrap.dedent(
+    """
+    import importlib, json, os, sys
+    import numpy as np
+    import tensorflow as tf
+
+    export_dir, data_dir = sys.argv[1], sys.argv[2]
+    sizes = [a for a in sys.argv[3:] if not a.startswith("--import=")]
+    for arg in sys.argv[3:]:
+        if arg.startswith("--import="):
+            importlib.import_module(arg[len("--import="):])
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    names = sorted(serve.structured_input_signature[1])
+
+    def load(prefix):
+        with open(prefix + ".json") as f:
+            keys = json.load(f)
+        if keys is None:
+            return np.load(prefix + ".npy")
+        return {k: np.load(f"{prefix}.{i}.npy") for i, k in enumerate(keys)}
+
+    for n in sizes:
+        batch = load(os.path.join(data_dir, "in_" + n))
+        if not isinstance(batch, dict):
+            if len(names) != 1:
+                sys.exit(f"serving_default takes {names}: pass a dict of inputs")
+            batch = {names[0]: batch}
+        if sorted(batch) != names:
+            sys.exit(f"serving_default takes {names}, got inputs {sorted(batch)}")
+        outputs = serve(**{k: tf.constant(v) for k, v in batch.items()})
+        keys = sorted(outputs)
+        with open(os.path.join(data_dir, f"out_{n}.json"), "w") as f:
+            json.dump(keys, f)
+        for i, k in enumerate(keys):
+            array = outputs[k].numpy()
+            if array.dtype == object:
+                array = array.astype(bytes)
+            np.save(os.path.join(data_dir, f"out_{n}.{i}.npy"), array)
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] == "keras_rec")
+    if leaked:
+        sys.exit(f"the SavedModel needed keras_rec modules: {leaked}")
+    """
+)
+
+
+def _take_rows(inputs, n):
+    if isinstance(inputs, dict):
+        return {k: _take_rows(v, n) for k, v in inputs.items()}
+    array = np.asarray(inputs)
+    if array.shape[0] < n:
+        raise ValueError(f"`inputs` has {array.shape[0]} rows; batch size {n} needs more.")
+    return array[:n]
+
+
+def _to_tensors(batch):
+    import tensorflow as tf
+
+    if isinstance(batch, dict):
+        return {k: tf.constant(v) for k, v in batch.items()}
+    return tf.constant(batch)
+
+
+def _save_arrays(prefix, arrays):
+    keys = sorted(arrays) if isinstance(arrays, dict) else None
+    with open(prefix + ".json", "w") as f:
+        json.dump(keys, f)
+    if keys is None:
+        np.save(prefix + ".npy", _storable(arrays))
+    for i, key in enumerate(keys or []):
+        np.save(f"{prefix}.{i}.npy", _storable(arrays[key]))
+
+
+def _load_arrays(prefix):
+    with open(prefix + ".json") as f:
+        keys = json.load(f)
+    return {k: np.load(f"{prefix}.{i}.npy") for i, k in enumerate(keys)}
+
+
+def _storable(array):
+    array = np.asarray(array)
+    if array.dtype == object:  # Python str / bytes: np.save would need pickle.
+        flat = [x.encode() if isinstance(x, str) else x for x in array.ravel()]
+        array = np.array(flat, dtype=bytes).reshape(array.shape)
+    return array
+
+
+def _to_numpy(outputs):
+    if isinstance(outputs, dict):
+        return {k: _to_numpy(v) for k, v in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return [_to_numpy(v) for v in outputs]
+    array = np.asarray(outputs)
+    if array.dtype == object:
+        array = array.astype(bytes)
+    return array
+
+
+def _natural_key(key):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+def _assert_outputs_close(actual, expected, atol, rtol, what):
+    if isinstance(expected, dict) or isinstance(actual, dict):
+        if not (isinstance(expected, dict) and isinstance(actual, dict)):
+            raise AssertionError(f"{what}: one output is a dict, the other is not")
+        assert sorted(actual, key=_natural_key) == sorted(expected, key=_natural_key), (
+            f"{what}: output keys differ: {sorted(actual)} vs {sorted(expected)}"
+        )
+        for key in expected:
+            _assert_outputs_close(actual[key], expected[key], atol, rtol, f"{what} [{key}]")
+        return
+    if isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), (
+            f"{what}: {len(actual)} outputs vs {len(expected)}"
+        )
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_outputs_close(a, e, atol, rtol, f"{what} [{i}]")
+        return
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {actual.shape} vs expected {expected.shape}"
+    )
+    if np.issubdtype(expected.dtype, np.number) or expected.dtype == bool:
+        np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol, err_msg=what)
+    else:
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
