@@ -80,6 +80,25 @@ def _run_embed_movielens(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _run_check_serving(args: argparse.Namespace) -> dict:
+    from keras_rec.serving.op_check import DEFAULT_TARGET, check_serving_ops
+
+    results = [check_serving_ops(args.path, target) for target in args.target or [DEFAULT_TARGET]]
+    if args.list_ops:
+        missing = set().union(*(result.missing for result in results))
+        print(f"{len(results[0].ops)} ops used by {results[0].path}:", file=sys.stderr)
+        for op in results[0].ops:
+            print(f"  {op}" + ("  <- missing" if op in missing else ""), file=sys.stderr)
+    for result in results:
+        print(("OK: " if result.ok else "FAIL: ") + result.explain(), file=sys.stderr)
+    return {
+        "path": args.path,
+        "ok": all(result.ok for result in results),
+        "targets": {result.target: sorted(result.missing) for result in results},
+        "exit_code": 0 if all(result.ok for result in results) else 1,
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-rec",
@@ -124,6 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_encoder_arguments(movielens)
     movielens.set_defaults(run=_run_embed_movielens)
+
+    from keras_rec.serving.op_check import DEFAULT_TARGET, available_targets
+
+    check = commands.add_parser(
+        "check-serving",
+        help="check that a SavedModel only uses ops a TF Serving build has",
+        description="List every op of a SavedModel (graph and function library) and fail, "
+        "naming the offenders, when a TF Serving build lacks one. Exit code 1 when it does.",
+    )
+    check.add_argument("path", help="SavedModel directory or saved_model.pb file")
+    check.add_argument(
+        "--target",
+        action="append",
+        choices=available_targets(),
+        help=f"TF Serving build; repeat for several (default: {DEFAULT_TARGET})",
+    )
+    check.add_argument("--list-ops", action="store_true", help="also list every op used")
+    check.set_defaults(run=_run_check_serving)
     return parser
 
 
@@ -140,8 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"keras-rec {args.command}: error: {error}", file=sys.stderr)
         return 2
+    exit_code = summary.pop("exit_code", 0)
     print(json.dumps(summary, default=str))
-    return 0
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -9,14 +9,12 @@ generated from the real releases by `scripts/generate_serving_op_sets.py`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import importlib.resources
 import os
 import re
 import sys
-from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
 
@@ -224,46 +222,6 @@ def assert_servable(path: str, target: str = DEFAULT_TARGET) -> OpCheckResult:
     if not result.ok:
         raise ServingCompatibilityError(result.explain())
     return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`keras-rec check-serving PATH [--target T ...] [--list-ops]`.
-
-    Returns:
-        0 when every target has every op, 1 when one lacks some, 2 on bad input.
-    """
-    parser = argparse.ArgumentParser(
-        prog="keras-rec check-serving",
-        description="Check that a SavedModel only uses ops a TF Serving build has.",
-    )
-    parser.add_argument("path", help="SavedModel directory or saved_model.pb file.")
-    parser.add_argument(
-        "--target",
-        action="append",
-        choices=available_targets(),
-        help=f"TF Serving build to check against; repeat for several "
-        f"(default: {DEFAULT_TARGET}).",
-    )
-    parser.add_argument(
-        "--list-ops", action="store_true", help="Also print every op the model uses."
-    )
-    args = parser.parse_args(argv)
-    try:
-        results = [
-            check_serving_ops(args.path, target)
-            for target in args.target or [DEFAULT_TARGET]
-        ]
-    except ValueError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    if args.list_ops:
-        missing = set().union(*(result.missing for result in results))
-        print(f"{len(results[0].ops)} ops used by {results[0].path}:")
-        for op in results[0].ops:
-            print(f"  {op}" + ("  <- missing" if op in missing else ""))
-    for result in results:
-        print(("OK: " if result.ok else "FAIL: ") + result.explain())
-    return 0 if all(result.ok for result in results) else 1
 
 
 def _advice(op: str, target: str) -> str:

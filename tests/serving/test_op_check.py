@@ -173,16 +173,17 @@ def test_ops_newer_than_the_server_are_reported(tmp_path):
     assert "neither TensorFlow 2.20.0 nor TF Text 2.20.0 registers it" in result.explain()
 
 
-def test_main_exit_codes(core_model, trimmer_model, capsys):
-    from keras_rec.serving.op_check import main
+def test_check_serving_command_exit_codes(core_model, trimmer_model, capsys):
+    from keras_rec.cli import main
 
-    assert main([core_model, "--target", "tfserving-2.19", "--target", "tfserving-2.20"]) == 0
-    assert "OK:" in capsys.readouterr().out
-    assert main([trimmer_model, "--list-ops"]) == 1
-    out = capsys.readouterr().out
-    assert "TFText>RoundRobinTrim  <- missing" in out and "FAIL:" in out
-    assert main([trimmer_model, "--target", "tfserving-2.20"]) == 0
-    assert main([str(trimmer_model) + "-nope"]) == 2
+    assert main(["check-serving", core_model, "--target", "tfserving-2.19", "--target", "tfserving-2.20"]) == 0
+    assert "OK:" in capsys.readouterr().err
+    assert main(["check-serving", trimmer_model, "--list-ops"]) == 1
+    captured = capsys.readouterr()
+    assert "TFText>RoundRobinTrim  <- missing" in captured.err and "FAIL:" in captured.err
+    assert '"tfserving-2.19": ["TFText>RoundRobinTrim"]' in captured.out
+    assert main(["check-serving", trimmer_model, "--target", "tfserving-2.20"]) == 0
+    assert main(["check-serving", str(trimmer_model) + "-nope"]) == 2
 
 
 def test_unreadable_saved_model(tmp_path):
