@@ -14,7 +14,6 @@ import functools
 import importlib.resources
 import os
 import re
-import sys
 
 from google.protobuf.message import DecodeError
 
