@@ -80,6 +80,18 @@ def _run_embed_movielens(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _run_export_hub(args: argparse.Namespace) -> dict:
+    from keras_rec.hub.export_hub import export_hub
+
+    return export_hub(
+        args.model,
+        args.out,
+        max_seq_length=args.max_seq_length,
+        target=None if args.target == "none" else args.target,
+        overwrite=args.overwrite,
+    )
+
+
 def _run_check_serving(args: argparse.Namespace) -> dict:
     from keras_rec.serving.op_check import DEFAULT_TARGET, check_serving_ops
 
@@ -145,6 +157,28 @@ def build_parser() -> argparse.ArgumentParser:
     movielens.set_defaults(run=_run_embed_movielens)
 
     from keras_rec.serving.op_check import DEFAULT_TARGET, available_targets
+
+    export = commands.add_parser(
+        "export-hub",
+        help="write a sentence-transformer as TF Hub preprocess/ and encoder/ SavedModels",
+        description="Convert a sentence-transformer (BERT family or MPNet) into two TF2 "
+        "SavedModels following the TF Hub text conventions: OUT/preprocess and OUT/encoder.",
+    )
+    export.add_argument(
+        "--model",
+        default=None,
+        help="local path or Hugging Face id (default: all-MiniLM-L6-v2, embedded)",
+    )
+    export.add_argument("--out", required=True, help="directory to create")
+    export.add_argument("--max-seq-length", type=int, default=None)
+    export.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=[*available_targets(), "none"],
+        help=f"TF Serving build whose ops both SavedModels must fit (default: {DEFAULT_TARGET})",
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    export.set_defaults(run=_run_export_hub)
 
     check = commands.add_parser(
         "check-serving",

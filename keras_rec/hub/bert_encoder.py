@@ -1,0 +1,158 @@
+"""`BertEncoder`: a Hugging Face `BertModel` as TensorFlow variables and ops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_rec.hub import transformer_blocks as blocks
+
+
+class BertEncoder(tf.Module):
+    """The BERT encoder of a sentence-transformer (all-MiniLM-*, paraphrase-MiniLM-*, ...).
+
+    Computes what `transformers.BertModel` computes (absolute position
+    embeddings, token type embeddings, post-LayerNorm layers, tanh pooler)
+    with float32 TensorFlow ops on packed tokens (see
+    `keras_rec.hub.transformer_blocks`): padding costs nothing and cannot
+    change real tokens' outputs.
+
+    Args:
+        state: dict of numpy arrays. The `BertModel` state dict (keys such
+            as `"embeddings.word_embeddings.weight"`; a `"bert."` prefix is
+            stripped).
+        config: dict. The Hugging Face config (`BertConfig.to_dict()`).
+        name: str. Module name.
+
+    Call arguments:
+        input_word_ids: int32 `[B, T]` token ids.
+        input_mask: int32 `[B, T]`, 1 for tokens and 0 for padding.
+        input_type_ids: int32 `[B, T]` segment ids.
+        training: bool. Enables dropout.
+
+    Returns:
+        A `keras_rec.hub.transformer_blocks.EncoderOutputs`: packed per-layer
+        outputs and the `[B, H]` pooled output. Without pooler weights in
+        `state`, the pooled output is the first token's final hidden state.
+
+    Example:
+
+    >>> from transformers import BertModel
+    >>> encoder = BertEncoder.from_transformers(BertModel.from_pretrained(path))
+    """
+
+    def __init__(self, state: dict[str, np.ndarray], config: dict[str, Any], name: str = "bert"):
+        super().__init__(name=name)
+        state = _strip_prefix(state, "bert.")
+        position_type = config.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            raise ValueError(
+                "Only absolute position embeddings are supported. "
+                f"Received: position_embedding_type={position_type!r}"
+            )
+        self.num_layers = int(config["num_hidden_layers"])
+        self.max_positions = int(config["max_position_embeddings"])
+        self.layer_norm_epsilon = float(config["layer_norm_eps"])
+        self.hidden_dropout = float(config["hidden_dropout_prob"])
+        var = blocks.make_variable
+        self.word_embeddings = var(
+            state["embeddings.word_embeddings.weight"], "embeddings/word_embeddings/embeddings"
+        )
+        self.position_embeddings = var(
+            state["embeddings.position_embeddings.weight"],
+            "embeddings/position_embeddings/embeddings",
+        )
+        self.token_type_embeddings = var(
+            state["embeddings.token_type_embeddings.weight"],
+            "embeddings/token_type_embeddings/embeddings",
+        )
+        self.embedding_norm_gamma = var(
+            state["embeddings.LayerNorm.weight"], "embeddings/layer_norm/gamma"
+        )
+        self.embedding_norm_beta = var(state["embeddings.LayerNorm.bias"], "embeddings/layer_norm/beta")
+        self.layers = []
+        for i in range(self.num_layers):
+            prefix = f"encoder.layer.{i}."
+            weights = blocks.block_weights(
+                state,
+                query=prefix + "attention.self.query",
+                key=prefix + "attention.self.key",
+                value=prefix + "attention.self.value",
+                attention_output=prefix + "attention.output.dense",
+                attention_norm=prefix + "attention.output.LayerNorm",
+                intermediate=prefix + "intermediate.dense",
+                output=prefix + "output.dense",
+                output_norm=prefix + "output.LayerNorm",
+            )
+            self.layers.append(
+                blocks.TransformerBlock(
+                    weights,
+                    num_heads=int(config["num_attention_heads"]),
+                    activation=config["hidden_act"],
+                    layer_norm_epsilon=self.layer_norm_epsilon,
+                    hidden_dropout=self.hidden_dropout,
+                    attention_dropout=float(config["attention_probs_dropout_prob"]),
+                    name=f"encoder/layer_{i}",
+                )
+            )
+        self.has_pooler = "pooler.dense.weight" in state
+        if self.has_pooler:
+            kernel, bias = blocks.linear_weights(state, "pooler.dense")
+            self.pooler_kernel = var(kernel, "pooler/kernel")
+            self.pooler_bias = var(bias, "pooler/bias")
+
+    @classmethod
+    def from_transformers(cls, model: Any, has_pooler: bool | None = None) -> BertEncoder:
+        """Builds the encoder from a loaded `transformers.BertModel`.
+
+        Args:
+            model: `transformers.BertModel`.
+            has_pooler: bool or None. Whether to export the model's pooler
+                weights; `None` exports them when the model has a pooler.
+        """
+        state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+        if has_pooler is False:
+            state = {key: value for key, value in state.items() if not key.startswith("pooler.")}
+        return cls(state, model.config.to_dict())
+
+    def __call__(
+        self,
+        input_word_ids: tf.Tensor,
+        input_mask: tf.Tensor,
+        input_type_ids: tf.Tensor,
+        training: bool = False,
+    ) -> blocks.EncoderOutputs:
+        seq_length = tf.shape(input_word_ids)[1]
+        tf.debugging.assert_less_equal(
+            seq_length,
+            self.max_positions,
+            message=(
+                f"The encoder takes at most max_position_embeddings={self.max_positions} "
+                "tokens per row; truncate the inputs (the preprocessor's seq_length)."
+            ),
+        )
+        packed = blocks.pack_tokens(input_mask)
+        embeddings = (
+            tf.gather(self.word_embeddings, packed.gather(input_word_ids))
+            + tf.gather(self.token_type_embeddings, packed.gather(input_type_ids))
+            + tf.gather(self.position_embeddings, packed.positions)
+        )
+        x = blocks.layer_norm(
+            embeddings, self.embedding_norm_gamma, self.embedding_norm_beta, self.layer_norm_epsilon
+        )
+        x = blocks.dropout(x, self.hidden_dropout, training)
+        layer_outputs = blocks.run_blocks(self.layers, x, packed, input_mask, training)
+        first = tf.gather(layer_outputs[-1], packed.first_token)
+        if self.has_pooler:
+            pooled = tf.tanh(blocks.dense(first, self.pooler_kernel, self.pooler_bias))
+        else:
+            pooled = first
+        return blocks.EncoderOutputs(packed, layer_outputs, pooled)
+
+
+def _strip_prefix(state: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    if all(key.startswith(prefix) for key in state):
+        return {key[len(prefix) :]: value for key, value in state.items()}
+    return state

@@ -1,0 +1,195 @@
+"""`keras-rec export-hub` end to end: parity, Keras 3 pattern, tf_keras, atomicity."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_rec.cli import main
+from keras_rec.hub import HubLayer
+from keras_rec.hub.export_hub import export_hub
+
+from hub.parity_corpus import parity_corpus
+
+TEXTS = ["a great movie", "", "terrible acting, fell asleep", "ＡＢＣ and 東京 😀", "ok"]
+
+
+@pytest.fixture(scope="module")
+def minilm_hub(tmp_path_factory):
+    """The embedded all-MiniLM-L6-v2 exported once for the module."""
+    out = tmp_path_factory.mktemp("minilm") / "hub"
+    summary = export_hub(None, str(out))
+    return summary
+
+
+def _embed(hub_dir, texts, batch_size=64):
+    preprocess = tf.saved_model.load(os.path.join(hub_dir, "preprocess"))
+    encoder = tf.saved_model.load(os.path.join(hub_dir, "encoder"))
+    vectors = []
+    for start in range(0, len(texts), batch_size):
+        inputs = preprocess(tf.constant(texts[start : start + batch_size]))
+        vectors.append(encoder(inputs, training=False)["sentence_embedding"].numpy())
+    return np.concatenate(vectors)
+
+
+def test_hub_layer_loads_the_preprocessor_in_a_fresh_process(minilm_hub):
+    # The preprocessor needs TF Text's ops registered; HubLayer sees to it.
+    script = textwrap.dedent(
+        f"""
+        from keras_rec.hub import HubLayer
+        layer = HubLayer({minilm_hub["preprocess"]!r})
+        ids = layer(__import__("tensorflow").constant(["hello world"]))["input_word_ids"]
+        print("IDS", ids.numpy().tolist())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert "IDS [[101, 7592, 2088, 102]]" in result.stdout, result.stderr[-2000:]
+
+
+def test_minilm_strings_to_embeddings_match_sentence_transformers(minilm_hub, minilm_encoder):
+    texts = parity_corpus()
+    assert len(texts) >= 500
+    expected = minilm_encoder.model.encode(texts, batch_size=64, convert_to_numpy=True)
+    actual = _embed(minilm_hub["out_dir"], texts)
+    cosine = np.sum(actual * expected, axis=1) / (
+        np.linalg.norm(actual, axis=1) * np.linalg.norm(expected, axis=1)
+    )
+    assert cosine.min() >= 0.99999, cosine.min()
+    assert np.abs(actual - expected).max() <= 1e-5
+
+
+def test_export_layout_metadata_and_serving_ops(minilm_hub):
+    out = minilm_hub["out_dir"]
+    assert sorted(os.listdir(out)) == ["encoder", "keras_rec_hub.json", "preprocess"]
+    metadata = json.load(open(os.path.join(out, "keras_rec_hub.json")))
+    assert metadata["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (metadata["max_seq_length"], metadata["embedding_dim"]) == (256, 384)
+    assert metadata["sentence_embedding_key"] == "sentence_embedding"
+    assert os.path.exists(os.path.join(out, "preprocess", "assets", "vocab.txt"))
+    for part in ("preprocess", "encoder"):
+        assert main(["check-serving", os.path.join(out, part), "--target", "tfserving-2.19"]) == 0
+    assert not [p for p in os.listdir(os.path.dirname(out)) if ".partial-" in p]
+
+
+def _seeds_model(hub_dir, trainable):
+    """The TF Hub pattern: strings -> preprocess -> encoder -> Dense."""
+    text = keras.Input(shape=(), dtype="string", name="text")
+    encoder_inputs = HubLayer(os.path.join(hub_dir, "preprocess"), name="preprocess")(text)
+    outputs = HubLayer(os.path.join(hub_dir, "encoder"), trainable=trainable, name="encoder")(
+        encoder_inputs
+    )
+    probabilities = keras.layers.Dense(2, activation="softmax")(outputs["sentence_embedding"])
+    return keras.Model(text, probabilities)
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_keras3_pattern_trains_a_step(minilm_hub, trainable):
+    model = _seeds_model(minilm_hub["out_dir"], trainable)
+    encoder = model.get_layer("encoder")
+    if trainable:
+        assert len(encoder.trainable_weights) > 0
+    else:
+        assert encoder.trainable_weights == []
+    before = [w.numpy().copy() for w in encoder.weights]
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="sparse_categorical_crossentropy")
+    texts = np.array(TEXTS + ["fine", "bad", "good"], dtype=object)
+    labels = np.array([1, 0, 0, 1, 1, 1, 0, 1])
+    history = model.fit(texts, labels, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = [w.numpy() for w in encoder.weights]
+    changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
+    if trainable:
+        assert sum(changed) > len(changed) // 2
+    else:
+        assert not any(changed)
+    probabilities = model.predict(np.array(TEXTS, dtype=object), verbose=0)
+    assert probabilities.shape == (len(TEXTS), 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_modules_load_with_hub_keras_layer_under_tf_keras(minilm_hub, tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import os
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        import numpy as np, tensorflow as tf, tensorflow_hub as hub, tf_keras
+        import tensorflow_text  # registers the preprocessor's TF Text ops, as TF Hub users do
+        for trainable in (False, True):
+            text = tf_keras.Input(shape=(), dtype=tf.string)
+            inputs = hub.KerasLayer({minilm_hub["preprocess"]!r})(text)
+            encoder = hub.KerasLayer({minilm_hub["encoder"]!r}, trainable=trainable)
+            outputs = encoder(inputs)
+            logits = tf_keras.layers.Dense(2)(outputs["pooled_output"])
+            model = tf_keras.Model(text, logits)
+            model.compile("adam", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            before = [w.numpy().copy() for w in encoder.weights]
+            model.fit(tf.constant(["good movie", "bad movie"]), tf.constant([1, 0]), epochs=1, verbose=0)
+            changed = any(not np.array_equal(a, w.numpy()) for a, w in zip(before, encoder.weights))
+            assert changed == trainable, (trainable, changed)
+            assert (len(encoder.trainable_weights) > 0) == trainable
+        print("TF_KERAS_OK")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert "TF_KERAS_OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_export_hub_command_on_a_tiny_model(tiny_model_path, tiny_encoder, tmp_path, capsys):
+    out = tmp_path / "tiny_hub"
+    assert main(["export-hub", "--model", tiny_model_path, "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["embedding_dim"] == 32 and summary["max_seq_length"] == 48
+    texts = ["the toy story", "", "star wars of the movie " * 20]
+    np.testing.assert_allclose(_embed(str(out), texts), tiny_encoder.encode(texts), atol=1e-5)
+
+    # An existing export is never overwritten by accident.
+    assert main(["export-hub", "--model", tiny_model_path, "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["export-hub", "--model", tiny_model_path, "--out", str(out), "--overwrite"]) == 0
+
+
+def test_failed_export_leaves_nothing(tiny_model_path, tmp_path, monkeypatch):
+    import keras_rec.hub.encoder_export as encoder_export
+
+    def broken_save(model, export_dir):
+        os.makedirs(export_dir)
+        open(os.path.join(export_dir, "saved_model.pb"), "wb").write(b"half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(encoder_export, "save_encoder", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_hub(tiny_model_path, str(tmp_path / "hub"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_unsupported_architecture_is_named(tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import DistilBertConfig, DistilBertModel, BertTokenizer
+
+    from conftest import TINY_VOCAB
+
+    base = tmp_path / "distilbert"
+    base.mkdir()
+    (base / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
+    DistilBertModel(
+        DistilBertConfig(vocab_size=len(TINY_VOCAB), dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    ).save_pretrained(base)
+    BertTokenizer(vocab=str(base / "vocab.txt")).save_pretrained(base)
+    model = SentenceTransformer(modules=[Transformer(str(base)), Pooling(32, "mean")], device="cpu")
+    with pytest.raises(ValueError, match="(?i)distilbert"):
+        export_hub(model, str(tmp_path / "hub"))
+    assert not (tmp_path / "hub").exists()
