@@ -230,7 +230,7 @@ class CacheNamespace:
             f"{self._dir}/shards/{shard_id}.npy",
         ):
             try:
-                self._fs.rm_file(path)
+                self._fs.rm(path)
             except FileNotFoundError:
                 pass
 

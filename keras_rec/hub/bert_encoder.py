@@ -71,37 +71,25 @@ class BertEncoder(tf.Module):
         self.embedding_norm_gamma = var(
             state["embeddings.LayerNorm.weight"], "embeddings/layer_norm/gamma"
         )
-        self.embedding_norm_beta = var(state["embeddings.LayerNorm.bias"], "embeddings/layer_norm/beta")
-        self.layers = []
-        for i in range(self.num_layers):
-            prefix = f"encoder.layer.{i}."
-            weights = blocks.block_weights(
-                state,
-                query=prefix + "attention.self.query",
-                key=prefix + "attention.self.key",
-                value=prefix + "attention.self.value",
-                attention_output=prefix + "attention.output.dense",
-                attention_norm=prefix + "attention.output.LayerNorm",
-                intermediate=prefix + "intermediate.dense",
-                output=prefix + "output.dense",
-                output_norm=prefix + "output.LayerNorm",
-            )
-            self.layers.append(
-                blocks.TransformerBlock(
-                    weights,
-                    num_heads=int(config["num_attention_heads"]),
-                    activation=config["hidden_act"],
-                    layer_norm_epsilon=self.layer_norm_epsilon,
-                    hidden_dropout=self.hidden_dropout,
-                    attention_dropout=float(config["attention_probs_dropout_prob"]),
-                    name=f"encoder/layer_{i}",
-                )
-            )
-        self.has_pooler = "pooler.dense.weight" in state
-        if self.has_pooler:
-            kernel, bias = blocks.linear_weights(state, "pooler.dense")
-            self.pooler_kernel = var(kernel, "pooler/kernel")
-            self.pooler_bias = var(bias, "pooler/bias")
+        self.embedding_norm_beta = var(
+            state["embeddings.LayerNorm.bias"], "embeddings/layer_norm/beta"
+        )
+        self.layers = blocks.make_blocks(
+            state,
+            config,
+            sublayers={
+                "query": "attention.self.query",
+                "key": "attention.self.key",
+                "value": "attention.self.value",
+                "attention_output": "attention.output.dense",
+                "attention_norm": "attention.output.LayerNorm",
+                "intermediate": "intermediate.dense",
+                "output": "output.dense",
+                "output_norm": "output.LayerNorm",
+            },
+        )
+        self.pooler = blocks.make_pooler(state)
+        self.has_pooler = self.pooler is not None
 
     @classmethod
     def from_transformers(cls, model: Any, has_pooler: bool | None = None) -> BertEncoder:
@@ -144,11 +132,7 @@ class BertEncoder(tf.Module):
         )
         x = blocks.dropout(x, self.hidden_dropout, training)
         layer_outputs = blocks.run_blocks(self.layers, x, packed, input_mask, training)
-        first = tf.gather(layer_outputs[-1], packed.first_token)
-        if self.has_pooler:
-            pooled = tf.tanh(blocks.dense(first, self.pooler_kernel, self.pooler_bias))
-        else:
-            pooled = first
+        pooled = blocks.pool_first_token(layer_outputs[-1], packed, self.pooler)
         return blocks.EncoderOutputs(packed, layer_outputs, pooled)
 
 

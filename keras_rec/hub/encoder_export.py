@@ -83,6 +83,13 @@ def build_encoder(sentence_transformer: Any) -> tf.Module:
     >>> outputs["sentence_embedding"].shape
     TensorShape([2, 384])
     """
+    if isinstance(sentence_transformer, (str, os.PathLike)):
+        raise ValueError(
+            "`sentence_transformer` must be a loaded `SentenceTransformer`; to convert "
+            "a saved one, call `save_encoder(path, export_dir)` or load it first with "
+            "`keras_rec.embeddings.load_sentence_transformer(path)`. "
+            f"Received: sentence_transformer={os.fspath(sentence_transformer)!r}"
+        )
     modules = list(sentence_transformer)
     if not modules or type(modules[0]).__name__ != "Transformer":
         raise ValueError(

@@ -109,7 +109,9 @@ class MPNetEncoder(tf.Module):
         self.embedding_norm_gamma = var(
             state["embeddings.LayerNorm.weight"], "embeddings/layer_norm/gamma"
         )
-        self.embedding_norm_beta = var(state["embeddings.LayerNorm.bias"], "embeddings/layer_norm/beta")
+        self.embedding_norm_beta = var(
+            state["embeddings.LayerNorm.bias"], "embeddings/layer_norm/beta"
+        )
         self.relative_attention_bias = var(
             state["encoder.relative_attention_bias.weight"],
             "encoder/relative_attention_bias/embeddings",
@@ -117,36 +119,22 @@ class MPNetEncoder(tf.Module):
         # Bucket of every distance -(P - 1) .. P - 1, looked up per batch.
         span = self.max_positions - 1
         self._bucket_table = relative_position_buckets(np.arange(-span, span + 1))
-        self.layers = []
-        for i in range(self.num_layers):
-            layer = f"encoder.layer.{i}."
-            weights = blocks.block_weights(
-                state,
-                query=layer + "attention.attn.q",
-                key=layer + "attention.attn.k",
-                value=layer + "attention.attn.v",
-                attention_output=layer + "attention.attn.o",
-                attention_norm=layer + "attention.LayerNorm",
-                intermediate=layer + "intermediate.dense",
-                output=layer + "output.dense",
-                output_norm=layer + "output.LayerNorm",
-            )
-            self.layers.append(
-                blocks.TransformerBlock(
-                    weights,
-                    num_heads=self.num_heads,
-                    activation=config["hidden_act"],
-                    layer_norm_epsilon=self.layer_norm_epsilon,
-                    hidden_dropout=self.hidden_dropout,
-                    attention_dropout=float(config["attention_probs_dropout_prob"]),
-                    name=f"encoder/layer_{i}",
-                )
-            )
-        self.has_pooler = "pooler.dense.weight" in state
-        if self.has_pooler:
-            kernel, bias = blocks.linear_weights(state, "pooler.dense")
-            self.pooler_kernel = var(kernel, "pooler/kernel")
-            self.pooler_bias = var(bias, "pooler/bias")
+        self.layers = blocks.make_blocks(
+            state,
+            config,
+            sublayers={
+                "query": "attention.attn.q",
+                "key": "attention.attn.k",
+                "value": "attention.attn.v",
+                "attention_output": "attention.attn.o",
+                "attention_norm": "attention.LayerNorm",
+                "intermediate": "intermediate.dense",
+                "output": "output.dense",
+                "output_norm": "output.LayerNorm",
+            },
+        )
+        self.pooler = blocks.make_pooler(state)
+        self.has_pooler = self.pooler is not None
 
     @classmethod
     def from_transformers(cls, model: Any, has_pooler: bool | None = None) -> MPNetEncoder:
@@ -207,9 +195,5 @@ class MPNetEncoder(tf.Module):
             training,
             position_bias=self.relative_position_bias(seq_length),
         )
-        first = tf.gather(layer_outputs[-1], packed.first_token)
-        if self.has_pooler:
-            pooled = tf.tanh(blocks.dense(first, self.pooler_kernel, self.pooler_bias))
-        else:
-            pooled = first
+        pooled = blocks.pool_first_token(layer_outputs[-1], packed, self.pooler)
         return blocks.EncoderOutputs(packed, layer_outputs, pooled)

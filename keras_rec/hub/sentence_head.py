@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -63,7 +64,8 @@ class SentenceHead(tf.Module):
                 unknown = [mode for mode in modes if mode not in POOLING_MODES]
                 if unknown:
                     raise ValueError(
-                        f"Pooling modes must be among {POOLING_MODES}. Received: pooling_mode={modes}"
+                        f"Pooling modes must be among {POOLING_MODES}. "
+                        f"Received: pooling_mode={modes}"
                     )
                 self.steps.append(("pool", modes))
                 pooled = True

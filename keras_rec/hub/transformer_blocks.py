@@ -3,20 +3,24 @@
 The encoders run on *packed* tokens: the `[B, T]` batch is flattened and
 only real tokens (plus the first position of every row, so each row has at
 least one) are kept, giving `[N, H]` activations. Dense layers, layer norms
-and GELUs (~90% of the work) then skip padding entirely; only attention
-scatters the tokens back to a padded `[B, heads, T, head_dim]` layout, with
-one gather that also does the head transpose. Padding can therefore not
-change any real token's output, and a batch costs what its real tokens cost.
+and GELUs (most of the work) then skip padding entirely. Only attention
+goes back to a padded layout: the rows are sorted by length into
+`ATTENTION_GROUPS` groups, each padded to its own longest row, and one
+gather per group builds `[3, rows, heads, T_group, head_dim]` (packing and
+head transpose at once). Padding therefore cannot change any real token's
+output, and a batch costs about what its real tokens cost.
 
-The ops are plain TensorFlow ops (servable anywhere), written in the shapes
-that TensorFlow's oneDNN graph rewrites fuse on CPU: `MatMul + BiasAdd +
-GELU(erf)` and `BatchMatMul * scale + mask`.
+The ops are plain TensorFlow ops (no XLA, servable by TF Serving), written
+in the shapes that TensorFlow's oneDNN graph rewrites fuse on CPU:
+`MatMul + BiasAdd + GELU(erf)`, `MatMul + BiasAdd + residual` (via `add_n`)
+and `BatchMatMul * scale + mask`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -379,3 +383,50 @@ def block_weights(
         weights[f"{name}_gamma"] = state[f"{prefix}.weight"]
         weights[f"{name}_beta"] = state[f"{prefix}.bias"]
     return weights
+
+
+def make_blocks(
+    state: dict[str, np.ndarray], config: dict, sublayers: dict[str, str]
+) -> list[TransformerBlock]:
+    """One `TransformerBlock` per `encoder.layer.{i}` of a PyTorch state dict.
+
+    Args:
+        state: dict of numpy arrays, the model's state dict.
+        config: dict, the Hugging Face config.
+        sublayers: dict. The state-dict name, inside `encoder.layer.{i}.`, of
+            each sub-layer: keys `query`, `key`, `value`, `attention_output`,
+            `attention_norm`, `intermediate`, `output`, `output_norm`.
+    """
+    blocks = []
+    for i in range(int(config["num_hidden_layers"])):
+        prefixes = {role: f"encoder.layer.{i}.{name}" for role, name in sublayers.items()}
+        blocks.append(
+            TransformerBlock(
+                block_weights(state, **prefixes),
+                num_heads=int(config["num_attention_heads"]),
+                activation=config["hidden_act"],
+                layer_norm_epsilon=float(config["layer_norm_eps"]),
+                hidden_dropout=float(config["hidden_dropout_prob"]),
+                attention_dropout=float(config["attention_probs_dropout_prob"]),
+                name=f"encoder/layer_{i}",
+            )
+        )
+    return blocks
+
+
+def make_pooler(state: dict[str, np.ndarray]) -> tuple[tf.Variable, tf.Variable] | None:
+    """The `pooler.dense` kernel and bias variables, or None without them."""
+    if "pooler.dense.weight" not in state:
+        return None
+    kernel, bias = linear_weights(state, "pooler.dense")
+    return make_variable(kernel, "pooler/kernel"), make_variable(bias, "pooler/bias")
+
+
+def pool_first_token(
+    sequence: tf.Tensor, packed: PackedTokens, pooler: tuple[tf.Variable, tf.Variable] | None
+) -> tf.Tensor:
+    """`tanh(dense(.))` of each row's position 0, or that hidden state without a pooler."""
+    first = tf.gather(sequence, packed.first_token)
+    if pooler is None:
+        return first
+    return tf.tanh(dense(first, *pooler))

@@ -116,7 +116,13 @@ CONFIGS = [
 ]
 
 
-@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c[0]}-{c[1]}-norm{c[2]}-dense{c[3]}")
+def _config_id(config) -> str:
+    architecture, mode, normalize, dense = config
+    mode = "+".join(mode) if isinstance(mode, tuple) else mode
+    return f"{architecture}-{mode}-normalize{normalize}-dense{dense}"
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=_config_id)
 def tiny_pair(request, tmp_path_factory, build_tiny_hub_model_fn):
     """`(sentence_transformer, encoder)` for one tiny configuration."""
     architecture, mode, normalize, dense = request.param
@@ -145,7 +151,9 @@ def test_padding_never_changes_real_tokens(tiny_bert_model):
     )
     length = alone["sequence_output"].shape[1]
     np.testing.assert_allclose(
-        padded_out["sequence_output"].numpy()[:, :length], alone["sequence_output"].numpy(), atol=1e-6
+        padded_out["sequence_output"].numpy()[:, :length],
+        alone["sequence_output"].numpy(),
+        atol=1e-6,
     )
 
 
@@ -162,8 +170,19 @@ def test_all_padding_row_is_finite(tiny_bert_model):
     # Row 0 does not notice that row 1 lost its tokens.
     reference = encoder(encoder_inputs(model, TEXTS[:1]), training=False)
     np.testing.assert_allclose(
-        outputs["sentence_embedding"].numpy()[0], reference["sentence_embedding"].numpy()[0], atol=1e-6
+        outputs["sentence_embedding"].numpy()[0],
+        reference["sentence_embedding"].numpy()[0],
+        atol=1e-6,
     )
+
+
+def test_too_long_rows_fail_clearly(tiny_bert_model):
+    model, _ = tiny_bert_model
+    encoder = build_encoder(model)
+    ids = tf.ones([1, 81], tf.int32)  # the tiny model has 80 positions
+    inputs = {"input_word_ids": ids, "input_mask": ids, "input_type_ids": 0 * ids}
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_position_embeddings=80"):
+        encoder(inputs, training=False)
 
 
 def test_relative_position_buckets_match_transformers():
@@ -386,7 +405,9 @@ def test_tf_keras_hub_keras_layer(tiny_bert_encoder_dir, tmp_path):
             model.compile(tf_keras.optimizers.SGD(0.5), "mse")
             before = [w.numpy().copy() for w in layer.weights]
             model.fit(x, y, epochs=1, batch_size=8, verbose=0)
-            changed = sum(int(np.abs(w.numpy() - b).max() > 0) for w, b in zip(layer.weights, before))
+            changed = sum(
+                int(np.abs(w.numpy() - b).max() > 0) for w, b in zip(layer.weights, before)
+            )
             report[str(trainable)] = {{
                 "trainable_weights": len(layer.trainable_weights),
                 "weights": len(layer.weights),
