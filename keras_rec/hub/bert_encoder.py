@@ -112,14 +112,8 @@ class BertEncoder(tf.Module):
         input_type_ids: tf.Tensor,
         training: bool = False,
     ) -> blocks.EncoderOutputs:
-        seq_length = tf.shape(input_word_ids)[1]
-        tf.debugging.assert_less_equal(
-            seq_length,
-            self.max_positions,
-            message=(
-                f"The encoder takes at most max_position_embeddings={self.max_positions} "
-                "tokens per row; truncate the inputs (the preprocessor's seq_length)."
-            ),
+        input_mask = blocks.check_seq_length(
+            input_mask, self.max_positions, f"max_position_embeddings={self.max_positions}"
         )
         packed = blocks.pack_tokens(input_mask)
         embeddings = (

@@ -16,7 +16,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_rec.hub import transformer_blocks as blocks
 from keras_rec.hub.bert_encoder import BertEncoder
 from keras_rec.hub.mpnet_encoder import MPNetEncoder
 from keras_rec.hub.sentence_head import SentenceHead
@@ -233,12 +232,16 @@ def _checkpoint_has_pooler(auto_model: Any) -> bool | None:
     weights; exporting those would make `pooled_output` noise.
     """
     path = getattr(auto_model, "name_or_path", "") or ""
-    if not os.path.isdir(path):
-        return None
-    safetensors_file = os.path.join(path, "model.safetensors")
-    if not os.path.isfile(safetensors_file):
-        return None
-    from safetensors import safe_open
+    single = os.path.join(path, "model.safetensors")
+    sharded = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(single):
+        from safetensors import safe_open
 
-    with safe_open(safetensors_file, framework="numpy") as file:
-        return any(key.endswith("pooler.dense.weight") for key in file.keys())
+        with safe_open(single, framework="numpy") as file:
+            keys = list(file.keys())
+    elif os.path.isfile(sharded):
+        with open(sharded) as file:
+            keys = list(json.load(file).get("weight_map", {}))
+    else:
+        return None
+    return any(key.endswith("pooler.dense.weight") for key in keys)

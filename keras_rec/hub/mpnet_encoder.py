@@ -167,16 +167,13 @@ class MPNetEncoder(tf.Module):
         input_type_ids: tf.Tensor | None = None,
         training: bool = False,
     ) -> blocks.EncoderOutputs:
-        seq_length = tf.shape(input_word_ids)[1]
-        tf.debugging.assert_less_equal(
-            seq_length,
+        input_mask = blocks.check_seq_length(
+            input_mask,
             self.max_seq_length,
-            message=(
-                f"The encoder takes at most {self.max_seq_length} tokens per row "
-                f"(max_position_embeddings={self.max_positions}); truncate the "
-                "inputs (the preprocessor's seq_length)."
-            ),
+            f"max_position_embeddings={self.max_positions}, positions start at "
+            f"{PADDING_IDX + 1}",
         )
+        seq_length = tf.shape(input_mask)[1]
         packed = blocks.pack_tokens(input_mask)
         not_padding = tf.cast(tf.not_equal(input_word_ids, PADDING_IDX), tf.int32)
         position_ids = tf.cumsum(not_padding, axis=1) * not_padding + PADDING_IDX

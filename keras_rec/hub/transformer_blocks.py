@@ -61,6 +61,31 @@ def dropout(x: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
     return x
 
 
+def check_seq_length(input_mask: tf.Tensor, max_length: int, limit: str) -> tf.Tensor:
+    """Returns `input_mask`, failing first unless `1 <= T <= max_length`.
+
+    Everything downstream depends on the returned mask, so the clear
+    `InvalidArgumentError` comes before any cryptic out-of-range gather.
+    """
+    seq_length = tf.shape(input_mask)[1]
+    checks = [
+        tf.debugging.assert_greater_equal(
+            seq_length,
+            1,
+            message="The encoder inputs need at least one column (the first token); "
+            "received [batch, 0] tensors.",
+        ),
+        tf.debugging.assert_less_equal(
+            seq_length,
+            max_length,
+            message=f"The encoder takes at most {max_length} tokens per row ({limit}); "
+            "truncate the inputs (the preprocessor's seq_length).",
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(input_mask)
+
+
 def make_variable(value: np.ndarray, name: str) -> tf.Variable:
     """A trainable float32 variable holding a copy of `value`."""
     return tf.Variable(np.asarray(value, dtype=np.float32), trainable=True, name=name)

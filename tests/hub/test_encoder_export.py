@@ -176,13 +176,25 @@ def test_all_padding_row_is_finite(tiny_bert_model):
     )
 
 
-def test_too_long_rows_fail_clearly(tiny_bert_model):
+@pytest.mark.parametrize(
+    "shape, message", [((1, 81), "max_position_embeddings=80"), ((2, 0), "at least one column")]
+)
+def test_bad_lengths_fail_clearly(tiny_bert_model, shape, message):
     model, _ = tiny_bert_model
     encoder = build_encoder(model)
-    ids = tf.ones([1, 81], tf.int32)  # the tiny model has 80 positions
+    ids = tf.ones(shape, tf.int32)  # the tiny model has 80 positions
     inputs = {"input_word_ids": ids, "input_mask": ids, "input_type_ids": 0 * ids}
-    with pytest.raises(tf.errors.InvalidArgumentError, match="max_position_embeddings=80"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         encoder(inputs, training=False)
+
+
+def test_empty_batch(tiny_bert_model):
+    model, _ = tiny_bert_model
+    ids = tf.zeros([0, 5], tf.int32)
+    inputs = {"input_word_ids": ids, "input_mask": ids, "input_type_ids": ids}
+    outputs = build_encoder(model)(inputs, training=False)
+    assert outputs["sentence_embedding"].shape == (0, 32)
+    assert outputs["sequence_output"].shape == (0, 5, 32)
 
 
 def test_relative_position_buckets_match_transformers():
@@ -242,6 +254,33 @@ def test_checkpoint_without_pooler_uses_first_token(tiny_bert_model):
     np.testing.assert_allclose(
         outputs.pooled_output.numpy(), reference.last_hidden_state.numpy()[:, 0], atol=ATOL
     )
+
+
+def test_checkpoint_saved_without_pooler(tmp_path):
+    """Hugging Face gives such a model a random pooler; the export does not copy it."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghij")
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
+    BertTokenizer(vocab=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    model = SentenceTransformer(
+        modules=[Transformer(str(tmp_path)), Pooling(16, "mean")], device="cpu"
+    )
+    encoder = build_encoder(model)
+    assert json.loads(encoder.metadata_json)["has_pooler"] is False
+    inputs = encoder_inputs(model, ["a b c", "d"])
+    outputs = encoder(inputs, training=False)
+    np.testing.assert_allclose(
+        outputs["pooled_output"].numpy(), outputs["sequence_output"].numpy()[:, 0], atol=1e-6
+    )
+    assert_embeddings_close(outputs["sentence_embedding"].numpy(), model.encode(["a b c", "d"]))
 
 
 def test_length_groups_agree(tiny_bert_model, monkeypatch):
