@@ -145,10 +145,7 @@ class MPNetEncoder(tf.Module):
             has_pooler: bool or None. Whether to export the model's pooler
                 weights; `None` exports them when the model has a pooler.
         """
-        state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
-        if has_pooler is False:
-            state = {key: value for key, value in state.items() if not key.startswith("pooler.")}
-        return cls(state, model.config.to_dict())
+        return cls(blocks.state_from_transformers(model, has_pooler), model.config.to_dict())
 
     def relative_position_bias(self, seq_length: tf.Tensor) -> tf.Tensor:
         """The `[1, heads, T, T]` bias shared by all layers."""

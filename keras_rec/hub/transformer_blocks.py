@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -84,6 +84,14 @@ def check_seq_length(input_mask: tf.Tensor, max_length: int, limit: str) -> tf.T
     ]
     with tf.control_dependencies(checks):
         return tf.identity(input_mask)
+
+
+def state_from_transformers(model: Any, has_pooler: bool | None) -> dict[str, np.ndarray]:
+    """A transformers model's weights as numpy arrays; pooler dropped if `has_pooler is False`."""
+    state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+    if has_pooler is False:
+        state = {key: value for key, value in state.items() if not key.startswith("pooler.")}
+    return state
 
 
 def make_variable(value: np.ndarray, name: str) -> tf.Variable:
