@@ -111,6 +111,36 @@ def _run_check_serving(args: argparse.Namespace) -> dict:
     }
 
 
+def _run_serving_config(args: argparse.Namespace) -> dict:
+    from keras_rec.serving.serving_config import write_serving_config
+
+    summary = write_serving_config(
+        args.base_dir,
+        out_dir=args.out,
+        base_path_prefix=args.base_path_prefix,
+        batching=not args.no_batching,
+        max_batch_size=args.max_batch_size,
+        batch_timeout_micros=args.batch_timeout_micros,
+    )
+    models = ", ".join(f"{name} {versions}" for name, versions in summary["models"].items())
+    print(f"Serving {models}; start with:\n  {summary['command']}", file=sys.stderr)
+    print(f"or:\n  {summary['docker_command']}", file=sys.stderr)
+    return summary
+
+
+def _run_package_sagemaker(args: argparse.Namespace) -> dict:
+    from keras_rec.serving.sagemaker_package import package_sagemaker
+
+    return package_sagemaker(
+        args.model_dirs,
+        args.out,
+        code_dir=args.code,
+        versions="all" if args.all_versions else "latest",
+        target=None if args.target == "none" else args.target,
+        overwrite=args.overwrite,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-rec",
@@ -195,6 +225,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--list-ops", action="store_true", help="also list every op used")
     check.set_defaults(run=_run_check_serving)
+
+    config = commands.add_parser(
+        "serving-config",
+        help="write models.config and batching parameters for TF Serving",
+        description="Find every model under BASE_DIR (BASE_DIR/<name>/<version>/saved_model.pb; "
+        "directories not named by a number are ignored) and write models.config, "
+        "models.docker.config and batching_parameters.txt; print the commands that serve them.",
+    )
+    config.add_argument("base_dir", help="directory holding one directory per model")
+    config.add_argument("--out", default=None, help="where to write the files (default: BASE_DIR)")
+    config.add_argument(
+        "--base-path-prefix",
+        default=None,
+        help="the path the server sees BASE_DIR under, e.g. /models (default: BASE_DIR itself)",
+    )
+    config.add_argument("--no-batching", action="store_true", help="no server-side batching")
+    config.add_argument("--max-batch-size", type=int, default=64)
+    config.add_argument("--batch-timeout-micros", type=int, default=2000)
+    config.set_defaults(run=_run_serving_config)
+
+    sagemaker = commands.add_parser(
+        "package-sagemaker",
+        help="pack SavedModel versions into a model.tar.gz for SageMaker TF Serving",
+        description="Write a model.tar.gz holding <name>/<version>/ for each model (and "
+        "code/inference.py with --code), after checking every SavedModel's ops.",
+    )
+    sagemaker.add_argument(
+        "model_dirs",
+        nargs="+",
+        metavar="MODEL_DIR",
+        help="a model directory <base>/<name> or a version directory <base>/<name>/<version>",
+    )
+    sagemaker.add_argument("--out", required=True, help="the .tar.gz file to write")
+    sagemaker.add_argument(
+        "--code", default=None, help="directory with inference.py (and requirements.txt, lib/)"
+    )
+    sagemaker.add_argument(
+        "--all-versions",
+        action="store_true",
+        help="pack every version of each model directory (default: the latest)",
+    )
+    sagemaker.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=[*available_targets(), "none"],
+        help=f"TF Serving build every SavedModel must fit (default: {DEFAULT_TARGET})",
+    )
+    sagemaker.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    sagemaker.set_defaults(run=_run_package_sagemaker)
     return parser
 
 

@@ -68,3 +68,13 @@ def minilm_encoder():
     from keras_rec.embeddings import SentenceEncoder
 
     return SentenceEncoder(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_hub_dir(tiny_model_path, tmp_path_factory) -> str:
+    """The tiny sentence-transformer as `preprocess/` + `encoder/` TF Hub SavedModels."""
+    from keras_rec.hub.export_hub import export_hub
+
+    hub_dir = str(tmp_path_factory.mktemp("tiny_hub") / "hub")
+    export_hub(tiny_model_path, hub_dir)
+    return hub_dir

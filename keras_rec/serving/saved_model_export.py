@@ -1,0 +1,290 @@
+"""`export`: one SavedModel version for TF Serving, checked and published atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from keras_rec.serving import versioned_dir
+from keras_rec.serving.op_check import DEFAULT_TARGET, OpCheckResult, assert_servable
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = os.path.join("assets.extra", "keras_rec_export.json")
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What `export` wrote.
+
+    Args:
+        model_name: str. TF Serving's model name.
+        version: int or None. The version directory (None when not written).
+        path: str or None. `<base>/<model_name>/<version>`.
+        written: bool. False on a non-chief worker, which writes nothing.
+        op_check: the `OpCheckResult`, or None when `target=None`.
+        fresh_process: the fresh-process report, or None when skipped.
+        files: list of str. Files written beside the graph (`assets.extra/`).
+        seconds: float. Wall time of the export.
+    """
+
+    model_name: str
+    version: int | None
+    path: str | None
+    written: bool
+    op_check: OpCheckResult | None
+    fresh_process: dict[str, Any] | None
+    files: list[str]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable summary."""
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "path": self.path,
+            "written": self.written,
+            "target": self.op_check.target if self.op_check else None,
+            "ops": len(self.op_check.ops) if self.op_check else None,
+            "fresh_process": self.fresh_process,
+            "files": self.files,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def export(
+    model: Any,
+    base_dir: str,
+    model_name: str,
+    *,
+    examples: Any,
+    signatures: Mapping[str, Any] | None = None,
+    version: int | None = None,
+    target: str | None = DEFAULT_TARGET,
+    fresh_process_check: bool = True,
+    warmup: bool = True,
+    assets_extra: Mapping[str, str | bytes] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    chief: bool | None = None,
+    atol: float = 1e-5,
+) -> ExportResult:
+    """Exports `model` to `<base_dir>/<model_name>/<version>/` for TF Serving.
+
+    Steps, all in a temporary sibling directory that TF Serving ignores:
+
+    1. `tf.saved_model.save` with the `signatures` (for a Keras model,
+       `serving_default` over its named inputs and outputs). Only the model's
+       layers are tracked, so each weight is stored once and no optimizer
+       state is shipped.
+    2. The op check against `target`: every op of the graph and its function
+       library must exist in that model server.
+    3. `assets.extra/`: `tf_serving_warmup_requests` (PredictionLogs of the
+       `examples`, replayed by TF Serving at load), REST request/response
+       examples in both formats, `keras_rec_export.json`, and `assets_extra`.
+    4. A fresh process with TensorFlow only (no Keras, TF Hub, TF Text Python
+       or keras_rec; TF Text kernels loaded as libraries) loads the
+       SavedModel and must reproduce the in-memory outputs at two batch sizes.
+
+    Then the directory is renamed to the next integer version (or `version`),
+    under a lock. A crash at any point leaves no integer directory behind;
+    an existing version is never overwritten.
+
+    Args:
+        model: a functional Keras model, or a trackable (`tf.Module`) with
+            `signatures` given.
+        base_dir: str. Local directory holding one folder per model (what
+            TF Serving's `--model_base_path` parent or `models.config` names).
+        model_name: str. Folder and TF Serving model name.
+        examples: a few real inputs: a dict `{input name: rows}`, or the rows
+            for a one-input signature (e.g. a list of strings). At least 2 rows.
+        signatures: dict of signature name -> `tf.function` with named
+            `input_signature` (or concrete function) returning a dict. Must
+            include `"serving_default"`. Default: built from the Keras model.
+        version: int or None. None takes the latest version + 1.
+        target: str or None. TF Serving build for the op check
+            (`keras_rec.serving.available_targets()`); None skips it.
+        fresh_process_check: bool. Run step 4.
+        warmup: bool. Write the warmup requests.
+        assets_extra: dict of file name -> contents written to `assets.extra/`.
+        metadata: dict recorded in `assets.extra/keras_rec_export.json`.
+        chief: bool or None. Whether this worker writes; None reads `TF_CONFIG`
+            (only the chief writes when several workers train together; the
+            others save to a temporary directory that is deleted, since saving
+            a distributed model involves every worker).
+        atol: float. Tolerance of the fresh-process comparison.
+
+    Returns:
+        An `ExportResult`.
+
+    Example:
+
+    >>> result = keras_rec.serving.export(
+    ...     classifier, "saved_models", "sentiment", examples=["great movie", "meh"]
+    ... )
+    >>> result.path
+    '/.../saved_models/sentiment/1'
+    """
+    import tensorflow as tf
+
+    from keras_rec.serving import serving_signature
+
+    start = time.perf_counter()
+    path = versioned_dir.model_dir(base_dir, model_name)
+    versioned_dir.check_version(path, version)
+    root, signatures = _trackable_and_signatures(model, signatures)
+    concrete = serving_signature.concrete_signatures(signatures)
+    default = concrete[serving_signature.SERVING_DEFAULT]
+    specs = serving_signature.input_specs(default)
+    inputs = serving_signature.normalize_examples(examples, specs)
+    rows = len(next(iter(inputs.values())))
+    if rows < 2:
+        raise ValueError(
+            f"`examples` must have at least 2 rows (the export is checked at two batch "
+            f"sizes). Received: {rows}"
+        )
+    if chief is None:
+        from keras_rec.sagemaker_env import is_chief
+
+        chief = is_chief()
+    if not chief:
+        scratch = tempfile.mkdtemp(prefix="keras_rec_worker_export_")
+        try:
+            tf.saved_model.save(root, scratch, signatures=concrete)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return ExportResult(
+            model_name, None, None, False, None, None, [], time.perf_counter() - start
+        )
+
+    batch_sizes = [rows, 1]
+    inputs_by_batch = {size: serving_signature.take_rows(inputs, size) for size in batch_sizes}
+    expected_by_batch = {
+        size: serving_signature.call_signature(default, batch)
+        for size, batch in inputs_by_batch.items()
+    }
+
+    temp_dir = versioned_dir.make_temp_dir(path)
+    try:
+        tf.saved_model.save(root, temp_dir, signatures=concrete)
+        op_check = assert_servable(temp_dir, target) if target is not None else None
+        files = _write_assets_extra(
+            temp_dir, model_name, inputs, expected_by_batch[rows], warmup, assets_extra
+        )
+        fresh = None
+        if fresh_process_check:
+            from keras_rec.serving.fresh_process_check import (
+                check_in_fresh_process,
+                tf_text_op_libraries,
+            )
+
+            fresh = check_in_fresh_process(
+                temp_dir,
+                inputs_by_batch,
+                expected_by_batch,
+                op_libraries=tf_text_op_libraries() if _uses_non_core_ops(temp_dir) else (),
+                atol=atol,
+                rtol=atol,
+            )
+        record = {
+            "model_name": model_name,
+            "signatures": {
+                key: _describe_signature(function) for key, function in concrete.items()
+            },
+            "target": target,
+            "tensorflow": tf.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "metadata": dict(metadata or {}),
+        }
+        metadata_path = os.path.join(temp_dir, METADATA_FILE)
+        _write_file(metadata_path, (json.dumps(record, indent=1) + "\n").encode())
+        files.append(metadata_path)
+        version, final_dir = versioned_dir.publish(temp_dir, version)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    files = [os.path.join(final_dir, os.path.relpath(f, temp_dir)) for f in files]
+    result = ExportResult(
+        model_name, version, final_dir, True, op_check, fresh, files, time.perf_counter() - start
+    )
+    logger.info("Exported %s version %d to %s", model_name, version, final_dir)
+    return result
+
+
+def _trackable_and_signatures(model: Any, signatures: Mapping[str, Any] | None):
+    import keras
+    import tensorflow as tf
+
+    from keras_rec.serving.serving_signature import SERVING_DEFAULT, keras_serving_function
+
+    if isinstance(model, keras.Model):
+        # Track the layers, not the model: a compiled model also tracks its
+        # optimizer, whose slots would double or triple the export.
+        root = tf.Module()
+        root.keras_layers = list(model.layers)
+        if signatures is None:
+            signatures = {SERVING_DEFAULT: keras_serving_function(model)}
+        return root, signatures
+    if signatures is None:
+        raise ValueError(
+            "`signatures` is required unless `model` is a Keras model: pass "
+            "{'serving_default': tf.function(..., input_signature=[...])}. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    if not isinstance(model, tf.__internal__.tracking.Trackable):
+        raise TypeError(
+            "`model` must be a Keras model or a trackable object (`tf.Module`). "
+            f"Received: {type(model).__name__}"
+        )
+    return model, signatures
+
+
+def _write_assets_extra(temp_dir, model_name, inputs, outputs, warmup, assets_extra) -> list[str]:
+    from keras_rec.serving.rest_examples import write_rest_examples
+    from keras_rec.serving.warmup_requests import write_warmup_requests
+
+    extra_dir = os.path.join(temp_dir, "assets.extra")
+    os.makedirs(extra_dir, exist_ok=True)
+    files = write_rest_examples(extra_dir, inputs, outputs)
+    if warmup:
+        files.append(write_warmup_requests(temp_dir, model_name, inputs))
+    for name, contents in (assets_extra or {}).items():
+        if os.path.basename(name) != name or name.startswith("."):
+            raise ValueError(
+                f"`assets_extra` keys must be plain file names. Received: {name!r}"
+            )
+        data = contents.encode("utf-8") if isinstance(contents, str) else bytes(contents)
+        _write_file(os.path.join(extra_dir, name), data)
+        files.append(os.path.join(extra_dir, name))
+    return files
+
+
+def _uses_non_core_ops(saved_model_dir: str) -> bool:
+    from keras_rec.serving.saved_model_ops import list_core_ops, list_saved_model_ops
+
+    return bool(list_saved_model_ops(saved_model_dir) - list_core_ops())
+
+
+def _describe_signature(function) -> dict[str, Any]:
+    from keras_rec.serving.serving_signature import input_specs
+
+    def describe(tensor) -> dict[str, Any]:
+        shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
+        return {"dtype": tensor.dtype.name, "shape": shape}
+
+    return {
+        "inputs": {name: describe(spec) for name, spec in input_specs(function).items()},
+        "outputs": {name: describe(t) for name, t in function.structured_outputs.items()},
+    }
+
+
+def _write_file(path: str, data: bytes) -> None:
+    # Written inside an export's temporary directory, published whole.
+    with open(path, "wb") as file:
+        file.write(data)

@@ -1,0 +1,293 @@
+"""`keras_rec.serving.export`: versioned atomic exports that TF Serving can load."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_rec.hub import HubLayer
+from keras_rec.serving.saved_model_export import export
+from keras_rec.serving.fresh_process_check import (
+    FreshProcessCheckError,
+    check_in_fresh_process,
+    tf_text_op_libraries,
+)
+from keras_rec.serving.op_check import ServingCompatibilityError
+from keras_rec.serving.rest_examples import REST_FILES, predict_rest, rest_mismatches
+from keras_rec.serving.versioned_dir import list_versions
+from keras_rec.serving.warmup_requests import read_warmup_requests
+
+TEXTS = ["a great movie", "terrible acting", "", "   ", "naïve café 東京 🎬 " * 200, "ok"]
+
+
+def _text_classifier(hub_dir):
+    text = keras.Input(shape=(), dtype="string", name="text")
+    tokens = HubLayer(os.path.join(hub_dir, "preprocess"))(text)
+    embedding = HubLayer(
+        os.path.join(hub_dir, "encoder"), trainable=True, output_key="sentence_embedding"
+    )(tokens)
+    probabilities = keras.layers.Dense(3, activation="softmax", name="probabilities")(embedding)
+    return keras.Model(text, probabilities)
+
+
+def _two_input_model():
+    dense = keras.Input(shape=(4,), name="features")
+    ids = keras.Input(shape=(), dtype="int64", name="item_id")
+    embedded = keras.layers.Embedding(10, 4)(ids)
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()([dense, embedded]))
+    score = keras.layers.Dense(1, name="score")(hidden)
+    logits = keras.layers.Dense(2, name="logits")(hidden)
+    return keras.Model([dense, ids], [score, logits])
+
+
+def _two_input_examples(rows=5):
+    rng = np.random.default_rng(0)
+    return {
+        "features": rng.normal(size=(rows, 4)).astype("float32"),
+        "item_id": np.arange(rows, dtype="int64") % 10,
+    }
+
+
+@pytest.fixture(scope="module")
+def text_export(tiny_hub_dir, tmp_path_factory):
+    """A fine-tuned tiny text classifier exported once: (model, result)."""
+    model = _text_classifier(tiny_hub_dir)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(tf.constant(TEXTS), np.array([2, 0, 1, 1, 2, 1]), epochs=1, verbose=0)
+    base = str(tmp_path_factory.mktemp("saved_models"))
+    return model, export(model, base, "sentiment", examples=TEXTS, chief=True)
+
+
+def test_text_model_export_is_checked_and_published(text_export):
+    model, result = text_export
+    assert (result.version, result.written) == (1, True)
+    assert result.path.endswith(os.path.join("sentiment", "1"))
+    assert os.path.isfile(os.path.join(result.path, "saved_model.pb"))
+    assert result.op_check.ok and result.op_check.target == "tfserving-2.19"
+    fresh = result.fresh_process
+    assert fresh["ok"] and fresh["batch_sizes"] == [len(TEXTS), 1]
+    assert fresh["outputs"] == ["probabilities"] and fresh["op_libraries"] > 0
+    # Only the version directory (and the lock file) is visible to TF Serving.
+    entries = sorted(os.listdir(os.path.dirname(result.path)))
+    assert entries == [".keras_rec_export.lock", "1"]
+    metadata = json.load(open(os.path.join(result.path, "assets.extra/keras_rec_export.json")))
+    assert metadata["signatures"]["serving_default"]["inputs"] == {
+        "text": {"dtype": "string", "shape": [None]}
+    }
+
+
+def test_weights_are_stored_once_without_optimizer_state(text_export):
+    model, result = text_export
+    weight_bytes = sum(np.asarray(w).nbytes for w in model.weights)
+    variables_dir = os.path.join(result.path, "variables")
+    stored = sum(
+        os.path.getsize(os.path.join(variables_dir, name)) for name in os.listdir(variables_dir)
+    )
+    # AdamW keeps 2 slots per weight: tracking the model would store ~3x.
+    assert weight_bytes <= stored < 1.2 * weight_bytes + 65536, (stored, weight_bytes)
+
+
+def test_rest_examples_round_trip_through_the_loaded_signature(text_export):
+    _, result = text_export
+    signature = tf.saved_model.load(result.path).signatures["serving_default"]
+    extra = os.path.join(result.path, "assets.extra")
+    for style, (request_file, response_file) in REST_FILES.items():
+        request = json.load(open(os.path.join(extra, request_file)))
+        response = json.load(open(os.path.join(extra, response_file)))
+        assert request["signature_name"] == "serving_default"
+        assert (style in request) and len(request[style] if style == "instances" else
+                                          request[style]["text"]) == len(TEXTS)
+        assert rest_mismatches(predict_rest(signature, request), response) == []
+    # A changed response would be caught.
+    response["outputs"][0][0] += 0.01
+    assert rest_mismatches(predict_rest(signature, request), response) != []
+
+
+def test_warmup_requests_parse_and_replay(text_export):
+    model, result = text_export
+    requests = read_warmup_requests(result.path)
+    assert [len(inputs["text"]) for _, inputs in requests] == [1, 2, 4, 6]
+    signature = tf.saved_model.load(result.path).signatures["serving_default"]
+    for signature_name, inputs in requests:
+        assert signature_name == "serving_default"
+        served = signature(text=tf.constant(inputs["text"]))["probabilities"].numpy()
+        np.testing.assert_allclose(served, model(tf.constant(inputs["text"])), atol=1e-5)
+
+
+def test_multi_input_model_rest_and_fresh_process(tmp_path):
+    model = _two_input_model()
+    examples = _two_input_examples()
+    result = export(model, tmp_path, "ranker", examples=examples, chief=True)
+    assert result.fresh_process["outputs"] == ["logits", "score"]
+    assert result.fresh_process["op_libraries"] == 0  # core ops only
+    signature = tf.saved_model.load(result.path).signatures["serving_default"]
+    extra = os.path.join(result.path, "assets.extra")
+    request = json.load(open(os.path.join(extra, "rest_request_instances.json")))
+    assert set(request["instances"][0]) == {"features", "item_id"}
+    response = json.load(open(os.path.join(extra, "rest_response_instances.json")))
+    assert set(response["predictions"][0]) == {"logits", "score"}
+    assert rest_mismatches(predict_rest(signature, request), response) == []
+    expected = model([examples["features"], examples["item_id"]])[1]
+    np.testing.assert_allclose(
+        [row["logits"] for row in response["predictions"]], expected, atol=1e-5
+    )
+
+
+def test_versions_only_grow_and_are_never_overwritten(tmp_path):
+    model, examples = _two_input_model(), _two_input_examples()
+
+    def run(**kwargs):
+        return export(
+            model, tmp_path, "m", examples=examples, chief=True, fresh_process_check=False,
+            warmup=False, **kwargs,
+        )
+
+    assert [run().version for _ in range(3)] == [1, 2, 3]
+    os.rename(tmp_path / "m" / "2", tmp_path / "removed")
+    os.rename(tmp_path / "m" / "3", tmp_path / "removed3")
+    os.makedirs(tmp_path / "m" / "3")
+    open(tmp_path / "m" / "3" / "saved_model.pb", "wb").close()
+    assert run().version == 4  # after the latest, never reusing 2
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        run(version=4)
+    with pytest.raises(ValueError, match="greater than the latest version 4"):
+        run(version=2)
+    assert run(version=10).version == 10
+    assert list_versions(str(tmp_path / "m")) == [1, 3, 4, 10]
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np, keras, tensorflow as tf
+    from keras_rec.serving import saved_model_export as export_module, versioned_dir
+    base, point = sys.argv[1], sys.argv[2]
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if point == "during_save":
+        original = tf.saved_model.save
+        def save(obj, path, **kwargs):
+            original(obj, path, **kwargs)
+            os.remove(os.path.join(path, "saved_model.pb"))  # as if cut mid-write
+            die()
+        tf.saved_model.save = save
+    elif point == "before_rename":
+        versioned_dir.os.rename = die
+    x = keras.Input(shape=(2,), name="x")
+    model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
+    export_module.export(model, base, "m", examples={"x": np.ones((2, 2), "float32")},
+                         chief=True, fresh_process_check=False)
+    """
+)
+
+
+@pytest.mark.parametrize("point", ["during_save", "before_rename"])
+def test_a_killed_export_leaves_no_version_and_a_rerun_works(tmp_path, point):
+    process = subprocess.run(
+        [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path), point],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert process.returncode == -9, process.stderr[-2000:]
+    leftovers = os.listdir(tmp_path / "m")
+    assert list_versions(str(tmp_path / "m")) == []
+    assert any(name.startswith(".tmp-") for name in leftovers)  # ignored by TF Serving
+
+    x = keras.Input(shape=(2,), name="x")
+    model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
+    result = export(model, tmp_path, "m", examples={"x": np.ones((2, 2), "float32")}, chief=True,
+                    fresh_process_check=False)
+    assert result.version == 1
+    assert sorted(os.listdir(tmp_path / "m")) == [".keras_rec_export.lock", "1"]
+
+
+class _PythonOpModule(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def serve(self, x):
+        return {"y": tf.py_function(lambda v: v * 2.0, [x], tf.float32)}
+
+
+def test_an_op_outside_the_target_is_reported_and_nothing_is_published(tmp_path):
+    module = _PythonOpModule()
+    with pytest.raises(ServingCompatibilityError, match="EagerPyFunc"):
+        export(module, tmp_path, "py", examples=[1.0, 2.0],
+               signatures={"serving_default": module.serve}, chief=True)
+    assert os.listdir(tmp_path / "py") == [".keras_rec_export.lock"] or not any(
+        name.isdigit() or name.startswith(".tmp-") for name in os.listdir(tmp_path / "py")
+    )
+
+
+def test_hub_encoder_module_exports_with_tf_text_kernels(tiny_hub_dir, tmp_path):
+    module = tf.Module()
+    module.preprocess = tf.saved_model.load(os.path.join(tiny_hub_dir, "preprocess"))
+    module.encoder = tf.saved_model.load(os.path.join(tiny_hub_dir, "encoder"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def embed(text):
+        outputs = module.encoder(module.preprocess(text), training=False)
+        return {"embedding": outputs["sentence_embedding"]}
+
+    result = export(module, tmp_path, "encoder", examples=TEXTS,
+                    signatures={"serving_default": embed}, target="tfserving-2.20", chief=True)
+    assert result.op_check.target == "tfserving-2.20"
+    assert result.fresh_process["ok"] and result.fresh_process["op_libraries"] > 0
+    assert "WordpieceTokenizeWithOffsets" in result.op_check.ops
+
+
+def test_fresh_process_check_reports_a_mismatch(text_export):
+    _, result = text_export
+    inputs = {"text": np.array([b"good", b"bad"], dtype=object)}
+    wrong = {"probabilities": np.zeros((2, 3), np.float32)}
+    with pytest.raises(FreshProcessCheckError, match="'probabilities': max abs diff"):
+        check_in_fresh_process(
+            result.path, {2: inputs}, {2: wrong}, op_libraries=tf_text_op_libraries()
+        )
+
+
+def test_non_chief_worker_writes_nothing(tmp_path):
+    x = keras.Input(shape=(2,), name="x")
+    model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
+    result = export(model, tmp_path, "m", examples={"x": np.ones((2, 2), "float32")}, chief=False)
+    assert (result.written, result.path, result.version) == (False, None, None)
+    assert not os.path.exists(tmp_path / "m")
+
+
+def test_chief_is_read_from_tf_config(tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}),
+    )
+    x = keras.Input(shape=(2,), name="x")
+    model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
+    result = export(model, tmp_path, "m", examples={"x": np.ones((2, 2), "float32")})
+    assert not result.written and not os.path.exists(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"model_name": "a/b"}, ValueError, "`model_name` must start"),
+        ({"base_dir": "s3://bucket/models"}, ValueError, "must be a local directory"),
+        ({"examples": {"x": np.ones((1, 2), "float32")}}, ValueError, "at least 2 rows"),
+        ({"examples": {"z": np.ones((2, 2), "float32")}}, ValueError, "Missing: \\['x'\\]"),
+        ({"examples": {"x": np.ones((2, 3), "float32")}}, ValueError, "has shape \\(2, 3\\)"),
+        ({"version": 0}, ValueError, "`version` must be a positive integer"),
+    ],
+)
+def test_bad_arguments_fail_before_writing(tmp_path, kwargs, error, match):
+    x = keras.Input(shape=(2,), name="x")
+    model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
+    arguments = {"base_dir": str(tmp_path), "model_name": "m",
+                 "examples": {"x": np.ones((2, 2), "float32")}, **kwargs}
+    with pytest.raises(error, match=match):
+        export(model, chief=True, **arguments)
+    assert not any(name.isdigit() for name in os.listdir(tmp_path / "m")) if os.path.isdir(
+        tmp_path / "m") else True
