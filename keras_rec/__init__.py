@@ -15,7 +15,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "embeddings", "hub", "serving")
+_SUBPACKAGES = ("classifier", "data", "embeddings", "hub", "serving")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -141,6 +141,12 @@ def _run_package_sagemaker(args: argparse.Namespace) -> dict:
     )
 
 
+def _run_train_classifier(args: argparse.Namespace) -> dict:
+    from keras_rec.classifier.train_classifier_cli import run
+
+    return run(args.arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-rec",
@@ -148,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train-classifier",
+        add_help=False,
+        help="train, evaluate and export a text classifier (--help for its options)",
+    )
+    # Its own parser (SageMaker-aware) reads the rest: see `main`.
+    train.set_defaults(run=_run_train_classifier, passes_arguments=True)
 
     embed = commands.add_parser(
         "embed",
@@ -278,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passes_arguments", False):
+        args.arguments = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

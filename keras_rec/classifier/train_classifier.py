@@ -1,0 +1,377 @@
+"""`train_classifier`: data -> split -> train (frozen or fine-tuned) -> evaluate -> export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_DATASETS = ("sentiment_tweets",)
+
+
+@dataclasses.dataclass
+class ClassifierTrainingConfig:
+    """Settings of `train_classifier` (the CLI flags of `keras-rec train-classifier`).
+
+    Args:
+        data: str. `"sentiment_tweets"` or a CSV/TSV/Parquet path or URL.
+        text_column, label_column: str. Columns of `data`.
+        encoding: str. Text encoding of a CSV file.
+        test_data: str or None. A separate labelled file to evaluate on
+            (instead of the test split); its labels must be known classes.
+        model: str or None. Sentence-transformer path or id (None: the
+            embedded all-MiniLM-L6-v2); exported once to TF Hub format.
+        hub_dir: str or None. An existing `keras-rec export-hub` directory
+            (`preprocess/`, `encoder/`) to use instead of `model`.
+        trainable: bool. Fine-tune the encoder; else train the head on
+            embeddings computed once through the embedding cache.
+        epochs, batch_size: int.
+        head_learning_rate, encoder_learning_rate: float.
+        hidden_units: ints. Hidden layers of the head.
+        dropout: float.
+        validation_fraction, test_fraction: float. Stratified split.
+        seed: int.
+        patience: int. Early stopping on validation loss (0: off).
+        max_examples: int or None. Stratified subsample first (quick runs).
+        output_dir: str. Base directory of the exports (TF Serving's).
+        model_name: str. Export name: `<output_dir>/<model_name>/<version>/`.
+        cache: str or None. Embedding cache root (local or fsspec URL).
+        distribute: str. `none`, `mirrored` or `multi_worker`.
+        target: str. TF Serving build for the op check.
+    """
+
+    data: str = "sentiment_tweets"
+    text_column: str = "text"
+    label_column: str = "label"
+    encoding: str = "utf-8"
+    test_data: str | None = None
+    model: str | None = None
+    hub_dir: str | None = None
+    trainable: bool = False
+    epochs: int = 10
+    batch_size: int = 32
+    head_learning_rate: float = 1e-3
+    encoder_learning_rate: float = 2e-5
+    hidden_units: Sequence[int] = (128,)
+    dropout: float = 0.2
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 42
+    patience: int = 3
+    max_examples: int | None = None
+    output_dir: str = "saved_models"
+    model_name: str = "text_classifier"
+    cache: str | None = None
+    distribute: str = "none"
+    target: str = "tfserving-2.19"
+
+
+def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
+    """Trains, evaluates and exports a text classifier; returns its summary.
+
+    1. Reads and validates the data before any training: missing labels or
+       columns, classes with one example, unseen test labels all raise
+       `DataValidationError` naming the rows. Duplicate texts are dropped
+       (first kept) so no text is in two splits; then a stratified
+       train/validation/test split with `seed`.
+    2. Frozen (`trainable=False`): the encoder's outputs never change, so
+       sentence embeddings are computed once through the embedding cache and
+       only the head trains on them. Fine-tuned: the whole model trains with
+       AdamW, a 50x lower rate for the encoder, warmup then linear decay, and
+       gradient clipping; a checkpoint per epoch.
+    3. Early stopping on validation loss (best weights kept), TensorBoard logs.
+    4. Evaluation on the test split: accuracy, macro-F1, per-class
+       precision/recall, confusion matrix (PNG).
+    5. `keras_rec.serving.export` of the strings -> {probabilities, class_id,
+       label} model to `<output_dir>/<model_name>/<version>/`, with
+       `metrics.json`, `labels.txt` and the confusion matrix in `assets.extra/`;
+       run files (logs, checkpoints, metrics.json, PNG) under
+       `<output_dir>/runs/<model_name>-<version>/`.
+
+    Args:
+        config: a `ClassifierTrainingConfig`.
+
+    Returns:
+        A JSON-serializable summary with the test metrics and export paths.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_rec.classifier import labeled_texts
+    from keras_rec.classifier.evaluation import evaluation_report, plot_confusion_matrix
+    from keras_rec.classifier.serving_function import classifier_serving_function
+    from keras_rec.classifier.text_classifier import build_classifier_head, build_text_classifier
+    from keras_rec.distribute import get_strategy
+    from keras_rec.sagemaker_env import is_chief
+    from keras_rec.serving.saved_model_export import export
+
+    start = time.perf_counter()
+    _check_config(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = get_strategy(config.distribute)
+
+    # === Data ===
+    frame, source = _load_frame(config)
+    vocabulary = labeled_texts.label_vocabulary(frame["label"], source)
+    frame, duplicates = labeled_texts.drop_duplicate_texts(frame)
+    frame = _subsample(frame, config.max_examples, config.seed)
+    vocabulary = labeled_texts.label_vocabulary(frame["label"], source)
+    train, validation, test = labeled_texts.stratified_split(
+        frame, vocabulary, source, config.validation_fraction, config.test_fraction, config.seed
+    )
+    if config.test_data is not None:
+        test = _external_test_split(config, vocabulary)
+    logger.info("Split: %d train, %d validation, %d test", len(train), len(validation), len(test))
+
+    # === Hub modules ===
+    hub_dir, sentence_encoder = _hub_modules(config)
+    preprocess_dir, encoder_dir = (os.path.join(hub_dir, n) for n in ("preprocess", "encoder"))
+
+    run_dir = _run_dir(config)
+    callbacks = _callbacks(config, run_dir, has_validation=len(validation) > 0)
+    validation_data = None
+    # === Training ===
+    with strategy.scope():
+        if config.trainable:
+            model = build_text_classifier(
+                preprocess_dir, encoder_dir, len(vocabulary), trainable=True,
+                hidden_units=config.hidden_units, dropout=config.dropout,
+            )
+            steps = config.epochs * math.ceil(len(train) / config.batch_size)
+            from keras_rec.classifier.scaled_adamw import fine_tuning_optimizer
+
+            model.compile(
+                optimizer=fine_tuning_optimizer(
+                    steps, config.head_learning_rate, config.encoder_learning_rate
+                ),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            train_inputs = _text_dataset(train, config.batch_size, shuffle_seed=config.seed)
+            if len(validation):
+                validation_data = _text_dataset(validation, config.batch_size)
+            checkpoint_dir = os.path.join(run_dir, "checkpoints")
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            callbacks.append(keras.callbacks.ModelCheckpoint(
+                os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
+                save_weights_only=True,
+            ))
+            history = model.fit(train_inputs, validation_data=validation_data,
+                                epochs=config.epochs, callbacks=callbacks, verbose=2)
+        else:
+            embed = _embedding_function(sentence_encoder, config.cache, preprocess_dir, encoder_dir)
+            train_x = embed(train.texts)
+            head = build_classifier_head(
+                train_x.shape[1], len(vocabulary), config.hidden_units, config.dropout
+            )
+            head.compile(optimizer=keras.optimizers.Adam(config.head_learning_rate),
+                         loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            if len(validation):
+                validation_data = (embed(validation.texts), validation.labels)
+            history = head.fit(train_x, train.labels, batch_size=config.batch_size,
+                               epochs=config.epochs, validation_data=validation_data,
+                               callbacks=callbacks, shuffle=True, verbose=2)
+            model = build_text_classifier(
+                preprocess_dir, encoder_dir, len(vocabulary), trainable=False, head=head
+            )
+    train_seconds = time.perf_counter() - start
+    cache_counts = None
+    if not config.trainable and hasattr(embed, "encoded"):
+        cache_counts = {"encoded": embed.encoded, "cached": embed.cached}
+
+    # === Evaluation ===
+    probabilities = model.predict(_text_dataset(test, 64), verbose=0)
+    report = evaluation_report(test.labels, probabilities, vocabulary)
+    figure = plot_confusion_matrix(report, os.path.join(run_dir, "confusion_matrix.png"))
+    metrics = {
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "test_examples": report["examples"],
+        "per_class": report["per_class"],
+        "confusion_matrix": report["confusion_matrix"],
+        "labels": vocabulary,
+        "epochs_run": len(history.history.get("loss", [])),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+
+    # === Export ===
+    examples = (test.texts[:6] or train.texts[:6]) + ["", "   "]
+    with open(figure, "rb") as file:
+        figure_bytes = file.read()
+    result = export(
+        model, config.output_dir, config.model_name, examples=examples,
+        signatures={"serving_default": classifier_serving_function(model, vocabulary)},
+        target=config.target, chief=is_chief(),
+        assets_extra={
+            "metrics.json": json.dumps(metrics, indent=1),
+            "labels.txt": "".join(f"{label}\n" for label in vocabulary),
+            "confusion_matrix.png": figure_bytes,
+        },
+        metadata={"config": _config_dict(config)},
+    )
+    summary = {
+        "model_name": config.model_name,
+        "trainable": config.trainable,
+        "accuracy": round(report["accuracy"], 4),
+        "macro_f1": round(report["macro_f1"], 4),
+        "test_examples": len(test),
+        "train_examples": len(train),
+        "validation_examples": len(validation),
+        "duplicates_dropped": duplicates,
+        "embedding_cache": cache_counts,
+        "labels": vocabulary,
+        "export_path": result.path,
+        "version": result.version,
+        "run_dir": run_dir,
+        "confusion_matrix_png": figure,
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    with open(os.path.join(run_dir, "metrics.json"), "w") as file:
+        json.dump({**summary, **metrics}, file, indent=1)
+    summary["metrics_json"] = os.path.join(run_dir, "metrics.json")
+    return summary
+
+
+def _check_config(config: ClassifierTrainingConfig) -> None:
+    for name in ("epochs", "batch_size"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    if config.max_examples is not None and config.max_examples < 10:
+        raise ValueError(f"`max_examples` must be >= 10. Received: {config.max_examples}")
+
+
+def _load_frame(config: ClassifierTrainingConfig):
+    from keras_rec.data import read_text_labels, sentiment_tweets
+
+    if config.data == "sentiment_tweets":
+        return sentiment_tweets()[["text", "label"]], "Dataset 'sentiment_tweets'"
+    if config.data in BUILTIN_DATASETS:
+        raise ValueError(f"Unknown built-in dataset {config.data!r}")
+    frame = read_text_labels(
+        config.data, config.text_column, config.label_column, encoding=config.encoding,
+        missing_text="empty",
+    )
+    return frame, f"File '{config.data}'"
+
+
+def _external_test_split(config, vocabulary):
+    from keras_rec.classifier.labeled_texts import LabeledSplit, encode_labels
+    from keras_rec.data import read_text_labels
+
+    frame = read_text_labels(config.test_data, config.text_column, config.label_column,
+                             encoding=config.encoding, missing_text="empty")
+    labels = encode_labels(frame["label"], vocabulary, f"File '{config.test_data}'")
+    return LabeledSplit(frame["text"].tolist(), labels, np.arange(len(frame), dtype=np.int64))
+
+
+def _subsample(frame, max_examples, seed):
+    if max_examples is None or len(frame) <= max_examples:
+        return frame
+    share = max_examples / len(frame)
+    return frame.groupby("label", group_keys=False).apply(
+        lambda group: group.sample(max(2, round(share * len(group))), random_state=seed)
+    ).sort_index()
+
+
+def _hub_modules(config):
+    """`(hub_dir, SentenceEncoder or None)`: TF Hub modules and the matching encoder."""
+    from keras_rec.embeddings.sentence_encoder import SentenceEncoder
+    from keras_rec.home import keras_rec_home
+    from keras_rec.hub.export_hub import export_hub
+
+    if config.hub_dir is not None:
+        for part in ("preprocess", "encoder"):
+            if not os.path.isdir(os.path.join(config.hub_dir, part)):
+                raise FileNotFoundError(
+                    f"`hub_dir` must hold `preprocess/` and `encoder/` (from `keras-rec "
+                    f"export-hub`). Missing: {os.path.join(config.hub_dir, part)}"
+                )
+        return config.hub_dir, None
+    encoder = SentenceEncoder(config.model, device="cpu")
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(encoder.model_name))
+    hub_dir = os.path.join(
+        keras_rec_home(), "hub", f"{slug[-48:]}-{encoder.fingerprint[:16]}-{encoder.max_seq_length}"
+    )
+    if not os.path.isdir(hub_dir):
+        export_hub(encoder.model, hub_dir)
+    return hub_dir, encoder
+
+
+def _embedding_function(sentence_encoder, cache, preprocess_dir, encoder_dir):
+    """texts -> float32 `[N, D]`: through the cache, or the TF encoder once."""
+    if sentence_encoder is not None:
+        from keras_rec.embeddings import CachedEncoder
+
+        cached = CachedEncoder(sentence_encoder, cache=cache)
+
+        def embed_cached(texts):
+            vectors = np.asarray(cached.encode(list(texts)), dtype=np.float32)
+            embed_cached.encoded += cached.last_report.num_encoded
+            embed_cached.cached += cached.last_report.num_cached
+            return vectors
+
+        embed_cached.encoded = embed_cached.cached = 0
+        return embed_cached
+
+    import tensorflow as tf
+
+    preprocess = tf.saved_model.load(preprocess_dir)
+    encoder = tf.saved_model.load(encoder_dir)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def embed_batch(text):
+        return encoder(preprocess(text), training=False)["sentence_embedding"]
+
+    def embed(texts):
+        texts = list(texts)
+        parts = [embed_batch(tf.constant(texts[i : i + 64])).numpy()
+                 for i in range(0, len(texts), 64)]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+    return embed
+
+
+def _text_dataset(split, batch_size, shuffle_seed=None):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(split.texts, tf.string), tf.constant(split.labels, tf.int64))
+    )
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _run_dir(config) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = os.path.join(os.path.abspath(config.output_dir), "runs", f"{config.model_name}-{stamp}")
+    os.makedirs(run_dir, exist_ok=True)
+    return run_dir
+
+
+def _callbacks(config, run_dir, has_validation):
+    import keras
+
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"))]
+    if config.patience and has_validation:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        ))
+    return callbacks
+
+
+def _config_dict(config) -> dict[str, Any]:
+    values = dataclasses.asdict(config)
+    values["hidden_units"] = list(values["hidden_units"])
+    return values

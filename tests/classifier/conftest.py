@@ -1,0 +1,32 @@
+import random
+
+import pandas as pd
+import pytest
+
+CLASS_WORDS = {
+    "cinema": ["the", "movie", "story", "a", "b", "c"],
+    "space": ["toy", "star", "wars", "x", "y", "z"],
+    "other": ["of", "1", "2", "3", "!", "?"],
+}
+
+
+def labelled_rows(per_class=40, seed=0):
+    """(text, label) rows whose words give the label away: learnable by a tiny encoder."""
+    rng = random.Random(seed)
+    rows = []
+    for label, words in CLASS_WORDS.items():
+        seen = set()
+        while len(seen) < per_class:
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 7)))
+            if text not in seen:
+                seen.add(text)
+                rows.append((text, label))
+    rng.shuffle(rows)
+    return rows
+
+
+@pytest.fixture
+def labelled_csv(tmp_path):
+    path = tmp_path / "labelled.csv"
+    pd.DataFrame(labelled_rows(), columns=["body", "topic"]).to_csv(path, index=False)
+    return str(path)
