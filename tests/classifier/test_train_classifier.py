@@ -121,3 +121,12 @@ def test_unseen_test_label_fails_before_training(tmp_path, labelled_csv, tiny_mo
     with pytest.raises(DataValidationError, match=r"\['unknown'\] were not seen.*1 row: 2 "):
         train_classifier(config)
     assert not os.path.exists(tmp_path / "saved_models" / "topics")
+
+
+def test_mirrored_strategy_trains_and_exports(tmp_path, labelled_csv, tiny_model_path):
+    summary = train_classifier(_config(
+        tmp_path, labelled_csv, tiny_model_path, trainable=True, epochs=1, distribute="mirrored"
+    ))
+    assert summary["version"] == 1
+    served = _served(summary["export_path"], ["the movie"])
+    assert served["probabilities"].shape == (1, 3)
