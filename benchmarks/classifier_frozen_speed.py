@@ -54,19 +54,16 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from keras_rec.classifier import build_classifier_head, build_text_classifier
-    from keras_rec.classifier import labeled_texts
-    from keras_rec.classifier.train_classifier import _subsample
+    from keras_rec.classifier import build_classifier_head, build_text_classifier, labeled_texts
     from keras_rec.data import sentiment_tweets
     from keras_rec.embeddings import CachedEncoder, SentenceEncoder
     from keras_rec.hub.export_hub import export_hub
 
-    source = "Dataset 'sentiment_tweets'"
-    frame = sentiment_tweets()[["text", "label"]]
-    vocabulary = labeled_texts.label_vocabulary(frame["label"], source)
-    frame, _ = labeled_texts.drop_duplicate_texts(frame)
-    frame = _subsample(frame, args.examples, args.seed)
-    train, _, test = labeled_texts.stratified_split(frame, vocabulary, source, 0.05, 0.2, args.seed)
+    splits = labeled_texts.prepare_splits(
+        sentiment_tweets()[["text", "label"]], "Dataset 'sentiment_tweets'",
+        validation_fraction=0.05, test_fraction=0.2, seed=args.seed, max_examples=args.examples,
+    )
+    vocabulary, train, test = splits.vocabulary, splits.train, splits.test
 
     sentence_encoder = SentenceEncoder(device="cpu")
     cached = CachedEncoder(sentence_encoder)

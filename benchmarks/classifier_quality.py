@@ -45,20 +45,15 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
-    from keras_rec.classifier import ClassifierTrainingConfig, train_classifier
-    from keras_rec.classifier import labeled_texts
-    from keras_rec.classifier.train_classifier import _subsample
+    from keras_rec.classifier import ClassifierTrainingConfig, labeled_texts, train_classifier
     from keras_rec.data import sentiment_tweets
     from keras_rec.embeddings import CachedEncoder, SentenceEncoder
 
-    source = "Dataset 'sentiment_tweets'"
-    frame = sentiment_tweets()[["text", "label"]]
-    vocabulary = labeled_texts.label_vocabulary(frame["label"], source)
-    frame, _ = labeled_texts.drop_duplicate_texts(frame)
-    frame = _subsample(frame, args.max_examples, args.seed)
-    train, validation, test = labeled_texts.stratified_split(
-        frame, vocabulary, source, validation_fraction=0.1, test_fraction=0.2, seed=args.seed
+    splits = labeled_texts.prepare_splits(
+        sentiment_tweets()[["text", "label"]], "Dataset 'sentiment_tweets'",
+        validation_fraction=0.1, test_fraction=0.2, seed=args.seed, max_examples=args.max_examples,
     )
+    train, validation, test = splits.train, splits.validation, splits.test
     fit_texts = train.texts + validation.texts
     fit_labels = np.concatenate([train.labels, validation.labels])
     results: dict[str, dict] = {}

@@ -124,3 +124,61 @@ def stratified_split(
             LabeledSplit([texts[i] for i in order], labels[order], positions[order].astype(np.int64))
         )
     return tuple(splits)
+
+
+def subsample(frame: pd.DataFrame, max_examples: int | None, seed: int) -> pd.DataFrame:
+    """A stratified sample of about `max_examples` rows (>= 2 per class), in file order."""
+    if max_examples is None or len(frame) <= max_examples:
+        return frame
+    rng = np.random.default_rng(seed)
+    share = max_examples / len(frame)
+    labels = frame["label"].astype(str).to_numpy()
+    keep = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        keep.extend(rng.choice(members, max(2, round(share * len(members))), replace=False))
+    return frame.iloc[np.sort(keep)]
+
+
+@dataclasses.dataclass
+class PreparedSplits:
+    """What `prepare_splits` returns.
+
+    Args:
+        vocabulary: list of str. Class names, in class-id order.
+        train, validation, test: `LabeledSplit`s.
+        duplicates_dropped: int. Rows dropped as repeated texts.
+    """
+
+    vocabulary: list[str]
+    train: LabeledSplit
+    validation: LabeledSplit
+    test: LabeledSplit
+    duplicates_dropped: int
+
+
+def prepare_splits(
+    frame: pd.DataFrame,
+    source: str,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+    max_examples: int | None = None,
+) -> PreparedSplits:
+    """Checks labels, drops repeated texts, subsamples, and splits by class.
+
+    Args:
+        frame: DataFrame with columns `text` and `label`.
+        source: str. Names the data in error messages (e.g. "File 'x.csv'").
+        validation_fraction, test_fraction: float. Shares of each class.
+        seed: int. Seeds the subsample and the split.
+        max_examples: int or None. Stratified subsample first.
+    """
+    label_vocabulary(frame["label"], source)  # every row checked before anything is dropped
+    frame, duplicates = drop_duplicate_texts(frame)
+    frame = subsample(frame, max_examples, seed)
+    vocabulary = label_vocabulary(frame["label"], source)
+    train, validation, test = stratified_split(
+        frame, vocabulary, source, validation_fraction, test_fraction, seed
+    )
+    return PreparedSplits(vocabulary, train, validation, test, duplicates)

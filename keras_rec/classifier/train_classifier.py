@@ -104,7 +104,6 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
         A JSON-serializable summary with the test metrics and export paths.
     """
     import keras
-    import tensorflow as tf
 
     from keras_rec.classifier import labeled_texts
     from keras_rec.classifier.evaluation import evaluation_report, plot_confusion_matrix
@@ -121,12 +120,12 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
 
     # === Data ===
     frame, source = _load_frame(config)
-    vocabulary = labeled_texts.label_vocabulary(frame["label"], source)
-    frame, duplicates = labeled_texts.drop_duplicate_texts(frame)
-    frame = _subsample(frame, config.max_examples, config.seed)
-    vocabulary = labeled_texts.label_vocabulary(frame["label"], source)
-    train, validation, test = labeled_texts.stratified_split(
-        frame, vocabulary, source, config.validation_fraction, config.test_fraction, config.seed
+    splits = labeled_texts.prepare_splits(
+        frame, source, config.validation_fraction, config.test_fraction, config.seed,
+        config.max_examples,
+    )
+    vocabulary, train, validation, test = (
+        splits.vocabulary, splits.train, splits.validation, splits.test
     )
     if config.test_data is not None:
         test = _external_test_split(config, vocabulary)
@@ -226,7 +225,7 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
         "test_examples": len(test),
         "train_examples": len(train),
         "validation_examples": len(validation),
-        "duplicates_dropped": duplicates,
+        "duplicates_dropped": splits.duplicates_dropped,
         "embedding_cache": cache_counts,
         "labels": vocabulary,
         "export_path": result.path,
@@ -273,20 +272,6 @@ def _external_test_split(config, vocabulary):
                              encoding=config.encoding, missing_text="empty")
     labels = encode_labels(frame["label"], vocabulary, f"File '{config.test_data}'")
     return LabeledSplit(frame["text"].tolist(), labels, np.arange(len(frame), dtype=np.int64))
-
-
-def _subsample(frame, max_examples, seed):
-    """A stratified sample of about `max_examples` rows (>= 2 per class), in file order."""
-    if max_examples is None or len(frame) <= max_examples:
-        return frame
-    rng = np.random.default_rng(seed)
-    share = max_examples / len(frame)
-    labels = frame["label"].astype(str).to_numpy()
-    keep = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        keep.extend(rng.choice(members, max(2, round(share * len(members))), replace=False))
-    return frame.iloc[np.sort(keep)]
 
 
 def _hub_modules(config):

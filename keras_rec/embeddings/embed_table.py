@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from keras_rec.atomic_io import open_atomic
 from keras_rec.embeddings.cached_encoder import CachedEncoder
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import fsspec
 import numpy as np
+
 from keras_rec.atomic_io import write_bytes_atomic
 from keras_rec.home import default_embedding_cache_dir
 

@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 import pytest
-
 from helpers import assert_config_round_trip
+
 from keras_rec.classifier import ScaledAdamW, WarmupLinearDecay, fine_tuning_optimizer
 
 

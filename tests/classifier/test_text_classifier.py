@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import assert_keras_round_trip
+
 from keras_rec.classifier import (
     build_classifier_head,
     build_text_classifier,

@@ -20,8 +20,7 @@ def main(argv):
     die_on_write = int(argv[5]) if len(argv) > 5 and argv[4] == "--die-on-write" else None
 
     from keras_rec import atomic_io
-    from keras_rec.embeddings import CachedEncoder, SentenceEncoder
-    from keras_rec.embeddings import embedding_cache
+    from keras_rec.embeddings import CachedEncoder, SentenceEncoder, embedding_cache
 
     if die_on_write is not None:
         calls = {"count": 0}

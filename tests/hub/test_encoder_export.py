@@ -16,7 +16,7 @@ tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 
 from keras_rec.hub import transformer_blocks  # noqa: E402
-from keras_rec.hub.encoder_export import build_encoder, save_encoder  # noqa: E402
+from keras_rec.hub.encoder_export import build_encoder  # noqa: E402
 from keras_rec.hub.mpnet_encoder import relative_position_buckets  # noqa: E402
 
 # Varied lengths (one empty text) so every batch has padding.

@@ -12,12 +12,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hub.parity_corpus import parity_corpus
 
 from keras_rec.cli import main
 from keras_rec.hub import HubLayer
 from keras_rec.hub.export_hub import export_hub
-
-from hub.parity_corpus import parity_corpus
 
 TEXTS = ["a great movie", "", "terrible acting, fell asleep", "ＡＢＣ and 東京 😀", "ok"]
 
@@ -176,11 +175,10 @@ def test_failed_export_leaves_nothing(tiny_model_path, tmp_path, monkeypatch):
 
 
 def test_unsupported_architecture_is_named(tmp_path):
+    from conftest import TINY_VOCAB
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import DistilBertConfig, DistilBertModel, BertTokenizer
-
-    from conftest import TINY_VOCAB
+    from transformers import BertTokenizer, DistilBertConfig, DistilBertModel
 
     base = tmp_path / "distilbert"
     base.mkdir()

@@ -12,15 +12,15 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from parity_corpus import parity_corpus
 
 from keras_rec.hub.bert_word_splitter import BertWordSplitter
-from keras_rec.serving.saved_model_ops import list_core_ops, list_saved_model_ops
 from keras_rec.hub.wordpiece_preprocessor import (
     WordpiecePreprocessor,
     build_preprocessor,
     save_preprocessor,
 )
-from parity_corpus import parity_corpus
+from keras_rec.serving.saved_model_ops import list_core_ops, list_saved_model_ops
 
 SERVING_SAFE_TF_TEXT_OPS = {
     "NormalizeUTF8",
@@ -254,7 +254,7 @@ def test_tokenize_groups_wordpieces_by_word(minilm, minilm_preprocessor):
     assert tokens.dtype == tf.int32
     encoded = minilm.tokenizer(CORPUS, add_special_tokens=False)
     for row, (text, actual) in enumerate(zip(CORPUS, tokens.to_list())):
-        expected = []
+        expected, previous = [], None
         for token_id, word in zip(encoded["input_ids"][row], encoded.word_ids(row)):
             if not expected or word != previous:
                 expected.append([])

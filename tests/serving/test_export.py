@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 
 from keras_rec.hub import HubLayer
-from keras_rec.serving.saved_model_export import export
 from keras_rec.serving.fresh_process_check import (
     FreshProcessCheckError,
     check_in_fresh_process,
@@ -20,6 +19,7 @@ from keras_rec.serving.fresh_process_check import (
 )
 from keras_rec.serving.op_check import ServingCompatibilityError
 from keras_rec.serving.rest_examples import REST_FILES, predict_rest, rest_mismatches
+from keras_rec.serving.saved_model_export import export
 from keras_rec.serving.versioned_dir import list_versions
 from keras_rec.serving.warmup_requests import read_warmup_requests
 
