@@ -1,6 +1,7 @@
 """Two-tower retrieval on precomputed sentence-transformer embeddings (work in progress)."""
 
 from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.ranker import build_ranker
 from keras_rec.recommender.retrieval_metrics import (
     per_user_metrics,
     popularity_scores,
@@ -12,6 +13,7 @@ from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval, in_batc
 __all__ = [
     "BruteForceTopK",
     "TwoTowerRetrieval",
+    "build_ranker",
     "build_tower",
     "in_batch_logits",
     "per_user_metrics",

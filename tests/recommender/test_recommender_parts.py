@@ -123,3 +123,24 @@ def test_metrics_by_hand():
     assert top_k_categorical_accuracy(scores, [0, 1], [2, 0], k=4) == 1.0
     pop = popularity_scores(np.array([3, 3, 1]), num_items=4, num_users=2)
     np.testing.assert_array_equal(pop[1], [0, 1, 0, 2])
+
+
+def test_ranker_binary_and_rating():
+    from keras_rec.recommender.ranker import build_ranker
+
+    rng = np.random.default_rng(3)
+    user, item = rng.normal(size=(64, 6)).astype("float32"), rng.normal(size=(64, 4)).astype("float32")
+    liked = (user[:, 0] * item[:, 0] > 0).astype("float32")  # learnable interaction
+    ranker = build_ranker(6, 4, hidden_units=(32,), dropout=0.0)
+    ranker.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy",
+                   metrics=["accuracy"])
+    history = ranker.fit({"user": user, "item": item}, liked, epochs=60, verbose=0)
+    assert history.history["accuracy"][-1] > 0.9
+    scores = ranker({"user": user, "item": item}).numpy()
+    assert scores.shape == (64, 1) and (0 <= scores).all() and (scores <= 1).all()
+
+    rating = build_ranker(6, 4, task="rating", rating_range=(1, 5))
+    values = rating({"user": user, "item": item}).numpy()
+    assert (values >= 1).all() and (values <= 5).all()
+    with pytest.raises(ValueError, match="`task` must be one of"):
+        build_ranker(6, 4, task="softmax")
