@@ -70,6 +70,25 @@ def movielens_item_texts(items: pd.DataFrame) -> pd.Series:
     return pd.Series(texts, index=index, name="text", dtype=str)
 
 
+def movielens_item_titles(items: pd.DataFrame) -> pd.Series:
+    """Returns "Title (Year)" for every row of a MovieLens `items` table.
+
+    This is the item key of TFRS's MovieLens tutorials, with trailing
+    articles moved to the front ("Usual Suspects, The" -> "The Usual
+    Suspects (1995)").
+
+    Args:
+        items: `pandas.DataFrame` with columns `item_id`, `title` and `year`.
+
+    Returns:
+        A `pandas.Series` of str named "title", indexed by `item_id`.
+    """
+    _require(items, "items", ["item_id", "title", "year"])
+    titles = [_title_with_year(t, y) for t, y in zip(items["title"], items["year"])]
+    return pd.Series(titles, index=pd.Index(items["item_id"], name="item_id"), name="title",
+                     dtype=str)
+
+
 def movielens_user_texts(
     ratings: pd.DataFrame,
     items: pd.DataFrame,

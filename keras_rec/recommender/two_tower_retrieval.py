@@ -28,6 +28,8 @@ class TwoTowerRetrieval(keras.Model):
         item_tower: Keras model, item inputs -> unit vectors.
         temperature: float. Divides the cosine logits.
         remove_accidental_hits: bool.
+        loss_reduction: str. `"mean"` over the batch, or `"sum"` (TFRS's
+            `Retrieval` task sums, so its gradients grow with the batch size).
 
     Call arguments:
         inputs: dict with `"user"` and `"item"` (each the tower's inputs) and,
@@ -39,10 +41,15 @@ class TwoTowerRetrieval(keras.Model):
     """
 
     def __init__(self, user_tower, item_tower, temperature: float = 0.05,
-                 remove_accidental_hits: bool = True, **kwargs):
+                 remove_accidental_hits: bool = True, loss_reduction: str = "mean", **kwargs):
         super().__init__(**kwargs)
         if not temperature > 0:
             raise ValueError(f"`temperature` must be positive. Received: {temperature!r}")
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(
+                f"`loss_reduction` must be 'mean' or 'sum'. Received: {loss_reduction!r}"
+            )
+        self.loss_reduction = loss_reduction
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.temperature = float(temperature)
@@ -64,7 +71,7 @@ class TwoTowerRetrieval(keras.Model):
         loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         if sample_weight is not None:
             loss = loss * ops.cast(sample_weight, loss.dtype)
-        total = ops.mean(loss)
+        total = ops.mean(loss) if self.loss_reduction == "mean" else ops.sum(loss)
         if self.losses:
             total = total + ops.sum(self.losses)
         return total
@@ -76,6 +83,7 @@ class TwoTowerRetrieval(keras.Model):
             "item_tower": keras.layers.serialize(self.item_tower),
             "temperature": self.temperature,
             "remove_accidental_hits": self.remove_accidental_hits,
+            "loss_reduction": self.loss_reduction,
         })
         return config
 

@@ -1,0 +1,135 @@
+"""(user, item) interactions: validation and the evaluation splits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from keras_rec.data.errors import DataValidationError
+
+TFRS_TRAIN_SIZE = 80_000
+TFRS_TEST_SIZE = 20_000
+
+
+@dataclasses.dataclass
+class InteractionSplit:
+    """Train and test rows of a ratings table, and the items kept out of training.
+
+    Args:
+        train: `pandas.DataFrame`, the training interactions.
+        test: `pandas.DataFrame`, the held-out interactions.
+        cold_item_ids: int array. Items with no training interaction at all
+            (held out on purpose for a cold-start evaluation); empty otherwise.
+        protocol: str. How the split was made.
+    """
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    cold_item_ids: np.ndarray
+    protocol: str
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "protocol": self.protocol,
+            "train": len(self.train),
+            "test": len(self.test),
+            "cold_items": len(self.cold_item_ids),
+        }
+
+
+def check_interactions(ratings: pd.DataFrame, name: str = "ratings") -> None:
+    """Raises `DataValidationError` on missing ids or duplicate (user, item) pairs.
+
+    Duplicates would count one interaction twice in training and let a test
+    pair also sit in the training split; the message names them.
+    """
+    for column in ("user_id", "item_id"):
+        if column not in ratings.columns:
+            raise DataValidationError(
+                f"`{name}` must have a `{column}` column. Received columns: "
+                f"{list(ratings.columns)}"
+            )
+        missing = ratings[column].isna().to_numpy()
+        if missing.any():
+            rows = (np.flatnonzero(missing) + 1).tolist()
+            raise DataValidationError(
+                f"`{name}` has missing `{column}` values at rows {rows[:10]} "
+                f"({int(missing.sum())} rows)."
+            )
+    duplicated = ratings.duplicated(["user_id", "item_id"], keep=False).to_numpy()
+    if duplicated.any():
+        pairs = ratings.loc[duplicated, ["user_id", "item_id"]].drop_duplicates()
+        shown = [tuple(int(v) for v in pair) for pair in pairs.to_numpy()[:5]]
+        rows = (np.flatnonzero(duplicated) + 1).tolist()
+        raise DataValidationError(
+            f"`{name}` has {len(pairs)} duplicate (user_id, item_id) pairs, e.g. {shown} "
+            f"at rows {rows[:10]}. Keep one row per pair (e.g. the latest) before training."
+        )
+
+
+def tfrs_protocol_split(ratings: pd.DataFrame, seed: int = 42) -> InteractionSplit:
+    """The split of TFRS's basic-retrieval tutorial, on `ratings` in file order.
+
+    `tf.random.set_seed(seed)`, then a `tf.data` shuffle of all rows with
+    `seed` and `reshuffle_each_iteration=False`; the first 80,000 rows train,
+    the next 20,000 test (scaled to 80%/20% when there are not 100,000 rows).
+    Candidates are all items, so nothing is held out. Rows are kept as they
+    are (TFRS keeps a user's two ratings of a movie listed under two ids).
+    """
+    import tensorflow as tf
+
+    count = len(ratings)
+    tf.random.set_seed(seed)
+    order = tf.data.Dataset.range(count).shuffle(
+        count, seed=seed, reshuffle_each_iteration=False
+    )
+    order = np.fromiter(order.as_numpy_iterator(), dtype=np.int64, count=count)
+    if count == TFRS_TRAIN_SIZE + TFRS_TEST_SIZE:
+        train_size, test_size = TFRS_TRAIN_SIZE, TFRS_TEST_SIZE
+    else:
+        train_size = int(round(count * 0.8))
+        test_size = count - train_size
+    rows = ratings.reset_index(drop=True)
+    return InteractionSplit(
+        train=rows.iloc[order[:train_size]].reset_index(drop=True),
+        test=rows.iloc[order[train_size : train_size + test_size]].reset_index(drop=True),
+        cold_item_ids=np.zeros(0, np.int64),
+        protocol=f"tfrs_basic_retrieval(seed={seed})",
+    )
+
+
+def cold_start_split(
+    ratings: pd.DataFrame, item_ids: np.ndarray, fraction: float = 0.1, seed: int = 42,
+    base: InteractionSplit | None = None,
+) -> InteractionSplit:
+    """Holds `fraction` of the items out of training entirely.
+
+    Every interaction with a held-out item leaves the training rows; the
+    test rows are `base`'s test rows plus all interactions with held-out
+    items. An ID-only model cannot score those items (their ids never
+    trained); a text-based tower can, since their vectors come from text.
+
+    Args:
+        ratings: the interactions.
+        item_ids: all item ids (the candidates).
+        fraction: float in (0, 1). Share of items held out.
+        seed: int. Choice of held-out items.
+        base: the split to start from (default: `tfrs_protocol_split`).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"`fraction` must be in (0, 1). Received: fraction={fraction!r}")
+    base = base if base is not None else tfrs_protocol_split(ratings, seed)
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(item_ids, size=max(1, int(round(len(item_ids) * fraction))),
+                              replace=False))
+    in_train = base.train["item_id"].isin(cold)
+    test = pd.concat([base.test, base.train.loc[in_train]], ignore_index=True)
+    return InteractionSplit(
+        train=base.train.loc[~in_train].reset_index(drop=True),
+        test=test,
+        cold_item_ids=cold,
+        protocol=f"{base.protocol}+cold_items(fraction={fraction}, seed={seed})",
+    )
