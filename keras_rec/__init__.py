@@ -15,7 +15,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("classifier", "data", "embeddings", "hub", "serving")
+_SUBPACKAGES = ("classifier", "data", "embeddings", "hub", "recommender", "serving")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -147,6 +147,12 @@ def _run_train_classifier(args: argparse.Namespace) -> dict:
     return run(args.arguments)
 
 
+def _run_train_recommender(args: argparse.Namespace) -> dict:
+    from keras_rec.recommender.train_recommender_cli import run
+
+    return run(args.arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-rec",
@@ -162,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Its own parser (SageMaker-aware) reads the rest: see `main`.
     train.set_defaults(run=_run_train_classifier, passes_arguments=True)
+
+    recommender = commands.add_parser(
+        "train-recommender",
+        add_help=False,
+        help="train, evaluate and export the MovieLens two-tower recommender (--help for "
+        "its options)",
+    )
+    recommender.set_defaults(run=_run_train_recommender, passes_arguments=True)
 
     embed = commands.add_parser(
         "embed",

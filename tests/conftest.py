@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 
@@ -78,3 +79,36 @@ def tiny_hub_dir(tiny_model_path, tmp_path_factory) -> str:
     hub_dir = str(tmp_path_factory.mktemp("tiny_hub") / "hub")
     export_hub(tiny_model_path, hub_dir)
     return hub_dir
+
+
+# --- A small labelled text file for the classifier scripts -----------------
+
+CLASS_WORDS = {
+    "cinema": ["the", "movie", "story", "a", "b", "c"],
+    "space": ["toy", "star", "wars", "x", "y", "z"],
+    "other": ["of", "1", "2", "3", "!", "?"],
+}
+
+
+def labelled_rows(per_class=40, seed=0):
+    """(text, label) rows whose words give the label away: learnable by a tiny encoder."""
+    rng = random.Random(seed)
+    rows = []
+    for label, words in CLASS_WORDS.items():
+        seen = set()
+        while len(seen) < per_class:
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 7)))
+            if text not in seen:
+                seen.add(text)
+                rows.append((text, label))
+    rng.shuffle(rows)
+    return rows
+
+
+@pytest.fixture
+def labelled_csv(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "labelled.csv"
+    pd.DataFrame(labelled_rows(), columns=["body", "topic"]).to_csv(path, index=False)
+    return str(path)

@@ -49,17 +49,19 @@ def evaluation_report(
 
 
 def plot_confusion_matrix(report: dict[str, Any], path: str, title: str = "") -> str:
-    """Writes the report's confusion matrix (counts, row-normalized colors) as a PNG."""
-    import matplotlib
+    """Writes the report's confusion matrix (counts, row-normalized colors) as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses matplotlib's object API (no pyplot), so it leaves a notebook's
+    backend alone.
+    """
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(report["confusion_matrix"], dtype=float)
     names = report["labels"]
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.6 * len(names) + 2.5)
-    figure, axes = plt.subplots(figsize=(size, size))
+    figure = Figure(figsize=(size, size))
+    axes = figure.subplots()
     axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axes.set_yticks(range(len(names)), names)
@@ -72,5 +74,4 @@ def plot_confusion_matrix(report: dict[str, Any], path: str, title: str = "") ->
     axes.set_title(title or f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path

@@ -47,6 +47,9 @@ class ClassifierTrainingConfig:
         cache: str or None. Embedding cache root (local or fsspec URL).
         distribute: str. `none`, `mirrored` or `multi_worker`.
         target: str. TF Serving build for the op check.
+        mlflow: bool. Track the run with MLflow (also on when
+            `MLFLOW_TRACKING_URI` is set; default store `sqlite:///mlruns.db`).
+        mlflow_experiment: str. MLflow experiment name.
     """
 
     data: str = "sentiment_tweets"
@@ -73,6 +76,8 @@ class ClassifierTrainingConfig:
     cache: str | None = None
     distribute: str = "none"
     target: str = "tfserving-2.19"
+    mlflow: bool = False
+    mlflow_experiment: str = "keras_rec-text_classifier"
 
 
 def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
@@ -100,22 +105,42 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
     Args:
         config: a `ClassifierTrainingConfig`.
 
+    With MLflow tracking on (`mlflow=True` or `MLFLOW_TRACKING_URI`), the
+    run logs the config as parameters, per-epoch metrics, the test metrics,
+    the confusion matrix and training curves, the exported SavedModel, a
+    pyfunc model taking raw text (signature inferred from real examples) and
+    the sentence-transformer.
+
     Returns:
         A JSON-serializable summary with the test metrics and export paths.
     """
+    from keras_rec.sagemaker_env import is_chief
+    from keras_rec.tracking import tracking_run
+
+    _check_config(config)
+    with tracking_run(config.mlflow, config.mlflow_experiment, config.model_name,
+                      chief=is_chief()) as tracker:
+        return _train_classifier(config, tracker)
+
+
+def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, Any]:
     import keras
+    import tensorflow as tf
 
     from keras_rec.classifier import labeled_texts
     from keras_rec.classifier.evaluation import evaluation_report, plot_confusion_matrix
     from keras_rec.classifier.serving_function import classifier_serving_function
     from keras_rec.classifier.text_classifier import build_classifier_head, build_text_classifier
+    from keras_rec.training_plots import plot_training_curves
     from keras_rec.distribute import get_strategy
+    from keras_rec.embeddings.text_embedder import text_embedder
+    from keras_rec.hub.local_hub import hub_modules
     from keras_rec.sagemaker_env import is_chief
     from keras_rec.serving.saved_model_export import export
 
     start = time.perf_counter()
-    _check_config(config)
     keras.utils.set_random_seed(config.seed)
+    tracker.log_params(_config_dict(config))
     strategy = get_strategy(config.distribute)
 
     # === Data ===
@@ -132,11 +157,12 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
     logger.info("Split: %d train, %d validation, %d test", len(train), len(validation), len(test))
 
     # === Hub modules ===
-    hub_dir, sentence_encoder = _hub_modules(config)
+    hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir)
     preprocess_dir, encoder_dir = (os.path.join(hub_dir, n) for n in ("preprocess", "encoder"))
 
     run_dir = _run_dir(config)
     callbacks = _callbacks(config, run_dir, has_validation=len(validation) > 0)
+    callbacks += tracker.keras_callbacks()
     validation_data = None
     # === Training ===
     with strategy.scope():
@@ -167,7 +193,7 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
             history = model.fit(train_inputs, validation_data=validation_data,
                                 epochs=config.epochs, callbacks=callbacks, verbose=2)
         else:
-            embed = _embedding_function(sentence_encoder, config.cache, preprocess_dir, encoder_dir)
+            embed = text_embedder(sentence_encoder, config.cache, hub_dir)
             train_x = embed(train.texts)
             head = build_classifier_head(
                 train_x.shape[1], len(vocabulary), config.hidden_units, config.dropout
@@ -191,6 +217,7 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
     probabilities = model.predict(_text_dataset(test, 64), verbose=0)
     report = evaluation_report(test.labels, probabilities, vocabulary)
     figure = plot_confusion_matrix(report, os.path.join(run_dir, "confusion_matrix.png"))
+    curves = plot_training_curves(history.history, os.path.join(run_dir, "training_curves.png"))
     metrics = {
         "accuracy": report["accuracy"],
         "macro_f1": report["macro_f1"],
@@ -238,6 +265,27 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
     with open(os.path.join(run_dir, "metrics.json"), "w") as file:
         json.dump({**summary, **metrics}, file, indent=1)
     summary["metrics_json"] = os.path.join(run_dir, "metrics.json")
+
+    # === Tracking ===
+    if tracker.enabled:
+        tracker.log_metrics({
+            "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
+            "per_class": report["per_class"], "train_seconds": train_seconds,
+        })
+        for path in (figure, curves, summary["metrics_json"]):
+            tracker.log_artifact(path, "evaluation")
+        if result.written:
+            tracker.log_artifacts(result.path, "saved_model")
+            probabilities = model.predict(tf.constant(examples), verbose=0)
+            summary["mlflow_model_uri"] = tracker.log_text_model(
+                result.path, "classifier", examples, name="text_classifier", labels=vocabulary,
+                expected={label: probabilities[:, i] for i, label in enumerate(vocabulary)},
+            )
+        if sentence_encoder is not None:
+            summary["mlflow_sentence_transformer_uri"] = tracker.log_sentence_transformer(
+                sentence_encoder.model, examples
+            )
+        summary["mlflow_run_id"] = tracker.run_id
     return summary
 
 
@@ -272,64 +320,6 @@ def _external_test_split(config, vocabulary):
                              encoding=config.encoding, missing_text="empty")
     labels = encode_labels(frame["label"], vocabulary, f"File '{config.test_data}'")
     return LabeledSplit(frame["text"].tolist(), labels, np.arange(len(frame), dtype=np.int64))
-
-
-def _hub_modules(config):
-    """`(hub_dir, SentenceEncoder or None)`: TF Hub modules and the matching encoder."""
-    from keras_rec.embeddings.sentence_encoder import SentenceEncoder
-    from keras_rec.home import keras_rec_home
-    from keras_rec.hub.export_hub import export_hub
-
-    if config.hub_dir is not None:
-        for part in ("preprocess", "encoder"):
-            if not os.path.isdir(os.path.join(config.hub_dir, part)):
-                raise FileNotFoundError(
-                    f"`hub_dir` must hold `preprocess/` and `encoder/` (from `keras-rec "
-                    f"export-hub`). Missing: {os.path.join(config.hub_dir, part)}"
-                )
-        return config.hub_dir, None
-    encoder = SentenceEncoder(config.model, device="cpu")
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(encoder.model_name))
-    hub_dir = os.path.join(
-        keras_rec_home(), "hub", f"{slug[-48:]}-{encoder.fingerprint[:16]}-{encoder.max_seq_length}"
-    )
-    if not os.path.isdir(hub_dir):
-        export_hub(encoder.model, hub_dir)
-    return hub_dir, encoder
-
-
-def _embedding_function(sentence_encoder, cache, preprocess_dir, encoder_dir):
-    """texts -> float32 `[N, D]`: through the cache, or the TF encoder once."""
-    if sentence_encoder is not None:
-        from keras_rec.embeddings import CachedEncoder
-
-        cached = CachedEncoder(sentence_encoder, cache=cache)
-
-        def embed_cached(texts):
-            vectors = np.asarray(cached.encode(list(texts)), dtype=np.float32)
-            embed_cached.encoded += cached.last_report.num_encoded
-            embed_cached.cached += cached.last_report.num_cached
-            return vectors
-
-        embed_cached.encoded = embed_cached.cached = 0
-        return embed_cached
-
-    import tensorflow as tf
-
-    preprocess = tf.saved_model.load(preprocess_dir)
-    encoder = tf.saved_model.load(encoder_dir)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def embed_batch(text):
-        return encoder(preprocess(text), training=False)["sentence_embedding"]
-
-    def embed(texts):
-        texts = list(texts)
-        parts = [embed_batch(tf.constant(texts[i : i + 64])).numpy()
-                 for i in range(0, len(texts), 64)]
-        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-
-    return embed
 
 
 def _text_dataset(split, batch_size, shuffle_seed=None):

@@ -55,6 +55,10 @@ def build_argument_parser(prog: str = "keras-rec train-classifier") -> argparse.
     add("--cache", default=None, help="embedding cache root (directory or fsspec URL)")
     add("--distribute", choices=DISTRIBUTE_CHOICES, default=defaults.distribute)
     add("--target", default=defaults.target, help="TF Serving build for the op check")
+    add("--mlflow", action="store_true",
+        help="track the run with MLflow (on by itself when MLFLOW_TRACKING_URI is set; "
+        "default store sqlite:///mlruns.db)")
+    add("--mlflow-experiment", default=defaults.mlflow_experiment)
     return parser
 
 
@@ -93,6 +97,6 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         test_fraction=args.test_fraction, seed=args.seed, patience=args.patience,
         max_examples=args.max_examples, output_dir=args.output_dir,
         model_name=args.model_name, cache=args.cache, distribute=args.distribute,
-        target=args.target,
+        target=args.target, mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment,
     )
     return train_classifier(config)

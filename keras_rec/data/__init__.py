@@ -13,6 +13,7 @@ from keras_rec.data.sentiment import sentiment_tweets
 from keras_rec.data.text_builders import (
     item_text,
     movielens_item_texts,
+    movielens_item_titles,
     movielens_user_texts,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "item_text",
     "movielens_100k",
     "movielens_item_texts",
+    "movielens_item_titles",
     "movielens_user_texts",
     "read_interactions",
     "read_table",

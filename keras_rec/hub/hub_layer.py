@@ -338,11 +338,11 @@ def _load_module(handle: str, load_options):
             f"{handle!r} is in the TF1 Hub format, which `HubLayer` does not "
             "support: use the TF2 SavedModel version of the model."
         )
-    _register_tf_text_ops()
+    register_tf_text_ops()
     return tf.saved_model.load(path, options=load_options)
 
 
-def _register_tf_text_ops():
+def register_tf_text_ops():
     """Registers TF Text's ops, which text preprocessors use, when it is installed.
 
     `tf.saved_model.load` fails on an unregistered op ("Op type not registered

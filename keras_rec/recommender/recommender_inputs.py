@@ -30,6 +30,8 @@ class RecommenderInputs:
         train_users, train_items: int arrays, row indices of training pairs.
         test_users, test_items: int arrays, row indices of test pairs.
         cold_items: int array, row indices of items held out of training.
+        train_ratings, test_ratings: float arrays, the ratings of the pairs
+            (empty when the interactions have no `rating` column).
     """
 
     item_ids: np.ndarray
@@ -47,6 +49,8 @@ class RecommenderInputs:
     test_users: np.ndarray
     test_items: np.ndarray
     cold_items: np.ndarray
+    train_ratings: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    test_ratings: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def num_items(self) -> int:
@@ -146,7 +150,15 @@ def build_inputs(
         test_users=rows[("test", "user_id")],
         test_items=rows[("test", "item_id")],
         cold_items=cold,
+        train_ratings=_ratings(split.train),
+        test_ratings=_ratings(split.test),
     )
+
+
+def _ratings(frame: pd.DataFrame) -> np.ndarray:
+    if "rating" not in frame.columns:
+        return np.zeros(0, np.float32)
+    return frame["rating"].to_numpy(np.float32)
 
 
 def history_embeddings(

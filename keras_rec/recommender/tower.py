@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_rec.recommender.id_dropout import IdDropout
+
 
 def build_tower(
     embedding_dim: int,
@@ -16,6 +18,7 @@ def build_tower(
     weight_decay: float = 1e-5,
     id_vocabulary_size: int | None = None,
     id_embedding_dim: int = 32,
+    id_dropout: float = 0.0,
     feature_dim: int | None = None,
 ) -> keras.Model:
     """One tower of a two-tower model.
@@ -23,7 +26,7 @@ def build_tower(
     Inputs (by name): `"embedding"` float32 `[B, embedding_dim]` (a
     precomputed sentence-transformer embedding of the user's or item's text);
     optionally `"id"` int64 `[B]` (a learned id embedding, index 0 reserved
-    for ids unseen in training) and `"features"` float32 `[B, feature_dim]`
+    for ids unseen in training; ids outside the vocabulary count as 0) and `"features"` float32 `[B, feature_dim]`
     (categorical one-hots, numeric values). They are concatenated, passed
     through `Dense(relu)` + `Dropout` blocks with L2 weight decay, projected
     to `output_dim` and L2-normalized, so scores are cosine similarities.
@@ -38,6 +41,9 @@ def build_tower(
         id_vocabulary_size: int or None. Adds the `"id"` input with this many
             ids (0 = unknown).
         id_embedding_dim: int. Width of the id embedding.
+        id_dropout: float. Share of training examples whose id is replaced
+            by 0 (unknown), so the tower also learns to work from text alone
+            (cold start).
         feature_dim: int or None. Adds the `"features"` input.
 
     Returns:
@@ -54,10 +60,12 @@ def build_tower(
     parts = [inputs["embedding"]]
     if id_vocabulary_size is not None:
         inputs["id"] = keras.Input(shape=(), dtype="int64", name="id")
+        ids = inputs["id"]
+        ids = IdDropout(id_dropout, num_ids=id_vocabulary_size, name="id_dropout")(ids)
         parts.append(keras.layers.Embedding(
             id_vocabulary_size, id_embedding_dim, embeddings_regularizer=regularizer,
             name="id_embedding",
-        )(inputs["id"]))
+        )(ids))
     if feature_dim is not None:
         inputs["features"] = keras.Input(shape=(feature_dim,), name="features")
         parts.append(inputs["features"])

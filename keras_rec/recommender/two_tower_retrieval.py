@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 _MASK = -1e9
+LOSSES = ("softmax", "sampled_bce")
 
 
 @keras.saving.register_keras_serializable(package="keras_rec")
@@ -23,6 +24,10 @@ class TwoTowerRetrieval(keras.Model):
     correction). An item appearing twice in a batch is not its own negative
     (accidental hits are removed, using `item_key`).
 
+    With `loss="sampled_bce"` each user is instead scored against its item
+    (label 1) and `num_negatives` other items drawn at random from the batch
+    (label 0), with binary cross-entropy; accidental hits get weight 0.
+
     Args:
         user_tower: Keras model, user inputs -> unit vectors.
         item_tower: Keras model, item inputs -> unit vectors.
@@ -30,6 +35,9 @@ class TwoTowerRetrieval(keras.Model):
         remove_accidental_hits: bool.
         loss_reduction: str. `"mean"` over the batch, or `"sum"` (TFRS's
             `Retrieval` task sums, so its gradients grow with the batch size).
+        loss: str. `"softmax"` (in-batch softmax) or `"sampled_bce"`.
+        num_negatives: int. Negatives per user for `"sampled_bce"`.
+        seed: int or None. Seed of the negative sampling.
 
     Call arguments:
         inputs: dict with `"user"` and `"item"` (each the tower's inputs) and,
@@ -41,8 +49,20 @@ class TwoTowerRetrieval(keras.Model):
     """
 
     def __init__(self, user_tower, item_tower, temperature: float = 0.05,
-                 remove_accidental_hits: bool = True, loss_reduction: str = "mean", **kwargs):
+                 remove_accidental_hits: bool = True, loss_reduction: str = "mean",
+                 loss: str = "softmax", num_negatives: int = 4, seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
+        if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
+            raise ValueError(
+                f"`num_negatives` must be a positive integer. Received: {num_negatives!r}"
+            )
+        self.loss_name = loss
+        self.num_negatives = num_negatives
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
         if not temperature > 0:
             raise ValueError(f"`temperature` must be positive. Received: {temperature!r}")
         if loss_reduction not in ("mean", "sum"):
@@ -67,8 +87,11 @@ class TwoTowerRetrieval(keras.Model):
             item_log_q=x.get("item_log_q"),
             item_key=x.get("item_key") if self.remove_accidental_hits else None,
         )
-        labels = ops.arange(ops.shape(logits)[0])
-        loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        if self.loss_name == "softmax":
+            labels = ops.arange(ops.shape(logits)[0])
+            loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        else:
+            loss = sampled_bce_loss(logits, self.num_negatives, self.seed_generator)
         if sample_weight is not None:
             loss = loss * ops.cast(sample_weight, loss.dtype)
         total = ops.mean(loss) if self.loss_reduction == "mean" else ops.sum(loss)
@@ -84,6 +107,9 @@ class TwoTowerRetrieval(keras.Model):
             "temperature": self.temperature,
             "remove_accidental_hits": self.remove_accidental_hits,
             "loss_reduction": self.loss_reduction,
+            "loss": self.loss_name,
+            "num_negatives": self.num_negatives,
+            "seed": self.seed,
         })
         return config
 
@@ -113,3 +139,28 @@ def in_batch_logits(user, item, temperature, item_log_q=None, item_key=None):
         accidental = ops.logical_and(same, ops.logical_not(diagonal))
         logits = ops.where(accidental, ops.full_like(logits, _MASK), logits)
     return logits
+
+
+def sampled_bce_loss(logits, num_negatives, seed=None):
+    """Per-row binary cross-entropy: the diagonal positive and sampled in-batch negatives.
+
+    Row i's negatives are columns `(i + offset) mod B` with offsets drawn
+    uniformly from `[1, B - 1]`, so a row never samples its own positive.
+    Masked logits (accidental hits, at `-1e9`) contribute nothing.
+
+    Returns:
+        float `[B]`: the positive's loss plus the mean loss of the negatives.
+    """
+    batch = ops.shape(logits)[0]
+    positive = ops.diagonal(logits)
+    offsets = keras.random.randint(
+        (batch, num_negatives), 1, ops.maximum(batch, 2), dtype="int32", seed=seed
+    )
+    columns = ops.mod(ops.arange(batch, dtype="int32")[:, None] + offsets, batch)
+    negatives = ops.take_along_axis(logits, columns, axis=1)
+    # A one-row batch has no negatives: its sampled column is the positive.
+    valid = ops.cast(ops.not_equal(columns, ops.arange(batch, dtype="int32")[:, None]),
+                     logits.dtype)
+    positive_loss = ops.softplus(-positive)  # -log(sigmoid(x))
+    negative_loss = ops.softplus(negatives)  # -log(1 - sigmoid(x))
+    return positive_loss + ops.sum(negative_loss * valid, axis=1) / float(num_negatives)

@@ -1,0 +1,214 @@
+"""Served retrieval graphs: user id -> top-K items, and query text -> top-K items.
+
+Both are `tf.Module`s whose tables (user inputs, item vectors, ids, titles)
+are variables inside the SavedModel, so TF Serving answers with no other
+files and no Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+
+
+def _int_ids(values, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"`{name}` must be integers. Received dtype: {array.dtype}")
+    return array.astype(np.int64)
+
+
+def _check_width(what: str, actual: int, expected: int) -> None:
+    if actual != expected:
+        raise ValueError(
+            f"Embedding widths differ: {what} has width {actual} but the model expects "
+            f"{expected}. Were they computed with another sentence-transformer?"
+        )
+
+
+def _padded_rows(groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """Ragged int lists -> `[len(groups) + 1, max_len]` padded with -1 (last row empty)."""
+    width = max([len(g) for g in groups] + [1])
+    padded = np.full((len(groups) + 1, width), -1, np.int64)
+    for row, group in enumerate(groups):
+        padded[row, : len(group)] = group
+    return padded
+
+
+class UserRetrieval(tf.Module):
+    """`user_id` -> the user's top-K items, user tower and item index in one graph.
+
+    Known users are looked up in tables of their tower inputs (text
+    embedding, history embedding, id), run through the user tower and
+    scored against every item vector; items they interacted with in training
+    are excluded when `seen_items` is given. An id absent from the tables
+    gets the `popular_items` instead, with `known_user` false (the
+    documented fallback: TF Serving cannot run a tower without the user's
+    text, so serve a new user through `user_tower` with their text
+    embedding, or through `query_retrieval`).
+
+    Args:
+        user_tower: Keras model taking `{"embedding", "features", "id"}`.
+        user_ids: int `[U]`, raw user ids.
+        user_inputs: dict of arrays `[U, ...]`, the tower inputs per user.
+        item_vectors: float `[N, D]`, item tower outputs.
+        item_ids: int `[N]`, raw item ids.
+        item_titles: str `[N]`.
+        k: int.
+        seen_items: per user row, item rows to exclude, or None.
+        popular_items: item rows by decreasing training popularity (>= k of them).
+        popular_scores: float scores returned with them (e.g. their share of
+            training interactions).
+    """
+
+    def __init__(self, user_tower, user_ids, user_inputs, item_vectors, item_ids, item_titles,
+                 k, popular_items, popular_scores, seen_items=None):
+        super().__init__(name="user_retrieval")
+        user_ids = _int_ids(user_ids, "user_ids")
+        expected = {name: spec.shape[-1] for name, spec in _tower_inputs(user_tower).items()}
+        for name, values in user_inputs.items():
+            if len(values) != len(user_ids):
+                raise ValueError(
+                    f"`user_inputs[{name!r}]` has {len(values)} rows for {len(user_ids)} users."
+                )
+            if name in expected and expected[name] is not None and np.ndim(values) == 2:
+                _check_width(f"user input {name!r}", np.shape(values)[1], expected[name])
+        item_vectors = np.asarray(item_vectors, np.float32)
+        _check_width("the item vectors", item_vectors.shape[1], int(user_tower.outputs[0].shape[-1]))
+        if len(popular_items) < k:
+            raise ValueError(f"`popular_items` must hold at least k={k} items.")
+        self.user_tower = user_tower
+        self.user_rows = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(user_ids), tf.range(len(user_ids), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        self.user_inputs = {
+            name: tf.Variable(np.asarray(values), trainable=False, name=f"user_{name}")
+            for name, values in user_inputs.items()
+        }
+        self.index = BruteForceTopK(item_vectors, np.arange(len(item_vectors)), k=k,
+                                    name="item_index")
+        self.item_ids = tf.Variable(_int_ids(item_ids, "item_ids"), trainable=False,
+                                    name="item_ids")
+        self.item_titles = tf.Variable([str(t) for t in item_titles], trainable=False,
+                                       name="item_titles")
+        self.exclude_seen = seen_items is not None
+        if self.exclude_seen:
+            self.seen_items = tf.Variable(_padded_rows(seen_items), trainable=False,
+                                          name="seen_items")
+        self.popular_items = tf.Variable(np.asarray(popular_items[:k], np.int64),
+                                         trainable=False, name="popular_items")
+        self.popular_scores = tf.Variable(np.asarray(popular_scores[:k], np.float32),
+                                          trainable=False, name="popular_scores")
+        self.k = k
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="user_id")])
+    def serve(self, user_id):
+        rows = self.user_rows.lookup(user_id)
+        known = rows >= 0
+        safe_rows = tf.where(known, rows, tf.zeros_like(rows))
+        features = {name: tf.gather(table, safe_rows) for name, table in self.user_inputs.items()}
+        queries = self.user_tower(features, training=False)
+        exclude = None
+        if self.exclude_seen:
+            exclude = tf.gather(self.seen_items, safe_rows)
+        scores, item_rows = self.index(queries, exclude)
+        batch = tf.shape(user_id)[0]
+        fallback_rows = tf.broadcast_to(self.popular_items[None, :], [batch, self.k])
+        fallback_scores = tf.broadcast_to(self.popular_scores[None, :], [batch, self.k])
+        item_rows = tf.where(known[:, None], item_rows, fallback_rows)
+        scores = tf.where(known[:, None], scores, fallback_scores)
+        return {
+            "item_ids": tf.gather(self.item_ids, item_rows),
+            "scores": scores,
+            "titles": tf.gather(self.item_titles, item_rows),
+            "known_user": known,
+        }
+
+
+class QueryRetrieval(tf.Module):
+    """Raw query text -> top-K items by cosine against the items' text embeddings.
+
+    The TF Hub preprocessor and encoder (from `keras-rec export-hub`) run
+    inside the graph, so a client sends strings.
+
+    Args:
+        preprocess_dir: str. The hub preprocessor SavedModel.
+        encoder_dir: str. The hub encoder SavedModel.
+        item_embeddings: float `[N, D]`, sentence embeddings of the item texts
+            by the same sentence-transformer.
+        item_ids: int `[N]`.
+        item_titles: str `[N]`.
+        k: int.
+        output_key: str. The encoder output to use.
+    """
+
+    def __init__(self, preprocess_dir, encoder_dir, item_embeddings, item_ids, item_titles, k,
+                 output_key: str = "sentence_embedding"):
+        super().__init__(name="query_retrieval")
+        from keras_rec.hub.hub_layer import register_tf_text_ops
+
+        register_tf_text_ops()
+        self.preprocess = tf.saved_model.load(preprocess_dir)
+        self.encoder = tf.saved_model.load(encoder_dir)
+        self.output_key = output_key
+        probe = self._embed(tf.constant(["probe"]))
+        item_embeddings = np.asarray(item_embeddings, np.float32)
+        _check_width("the item embeddings", item_embeddings.shape[1], int(probe.shape[-1]))
+        norms = np.linalg.norm(item_embeddings, axis=1, keepdims=True)
+        self.index = BruteForceTopK(item_embeddings / np.maximum(norms, 1e-12),
+                                    np.arange(len(item_embeddings)), k=k, name="item_index")
+        self.item_ids = tf.Variable(_int_ids(item_ids, "item_ids"), trainable=False,
+                                    name="item_ids")
+        self.item_titles = tf.Variable([str(t) for t in item_titles], trainable=False,
+                                       name="item_titles")
+
+    def _embed(self, text):
+        outputs = self.encoder(self.preprocess(text), training=False)
+        return tf.math.l2_normalize(outputs[self.output_key], axis=-1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        scores, item_rows = self.index(self._embed(text))
+        return {
+            "item_ids": tf.gather(self.item_ids, item_rows),
+            "scores": scores,
+            "titles": tf.gather(self.item_titles, item_rows),
+        }
+
+
+def tower_serving_function(tower, output_name: str = "vector"):
+    """`serving_default` of a tower: its named inputs -> `{output_name: [B, D]}`."""
+    specs = _tower_inputs(tower)
+    names = sorted(specs)
+
+    @tf.function(input_signature=[specs[name] for name in names])
+    def serve(*tensors):
+        return {output_name: tower(dict(zip(names, tensors)), training=False)}
+
+    return serve
+
+
+def ranker_serving_function(ranker):
+    """`serving_default` of the ranker: `user`, `item` embeddings -> `score` `[B]`."""
+    specs = _tower_inputs(ranker)
+
+    @tf.function(input_signature=[specs["item"], specs["user"]])
+    def serve(item, user):
+        return {"score": tf.reshape(ranker({"user": user, "item": item}, training=False), [-1])}
+
+    return serve
+
+
+def _tower_inputs(model) -> dict[str, tf.TensorSpec]:
+    inputs = model.input if isinstance(model.input, dict) else {model.inputs[0].name: model.input}
+    return {
+        name: tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype, name=name)
+        for name, tensor in inputs.items()
+    }

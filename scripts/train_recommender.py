@@ -1,0 +1,8 @@
+"""Thin wrapper: `python scripts/train_recommender.py ARGS` == `keras-rec train-recommender ARGS`."""
+
+import sys
+
+from keras_rec.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train-recommender", *sys.argv[1:]]))

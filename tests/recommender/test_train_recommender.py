@@ -1,0 +1,238 @@
+"""End to end: `keras-rec train-recommender` on a MovieLens sample with a tiny encoder."""
+
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from keras_rec.cli import main
+from keras_rec.data import DataValidationError
+from keras_rec.recommender.interactions import (
+    check_interactions,
+    cold_start_split,
+    tfrs_protocol_split,
+)
+from keras_rec.recommender.train_recommender import (
+    EXPORT_NAMES,
+    RecommenderTrainingConfig,
+    train_recommender,
+)
+
+
+@pytest.fixture(scope="module")
+def movielens_dir():
+    """The fetched MovieLens-100K files (from the default keras_rec home)."""
+    import keras_rec
+    from keras_rec.home import datasets_dir
+
+    keras_rec.data.movielens_100k()
+    return str(datasets_dir() / "ml-100k")
+
+
+@pytest.fixture(scope="module")
+def trained(movielens_dir, tiny_model_path, tmp_path_factory):
+    """One CLI run: 6,000 ratings, 10% of items cold, 2 epochs; its printed JSON and paths."""
+    root = tmp_path_factory.mktemp("recommender")
+    argv = [
+        "train-recommender", "--data", movielens_dir, "--model", tiny_model_path,
+        "--epochs", "2", "--output-dir", str(root / "saved_models"),
+        "--cache", str(root / "cache"), "--max-ratings", "6000",
+        "--cold-start-fraction", "0.1", "--ranker-epochs", "1", "--batch-size", "256",
+        "--mlflow", "--mlflow-experiment", "movies",
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_REC_HOME", str(root / "home"))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+        patch.chdir(root)  # MLflow artifacts land in ./mlruns
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            assert main(argv) == 0
+    lines = [line for line in stdout.getvalue().splitlines() if line.startswith("{")]
+    return {"summary": json.loads(lines[-1]), "root": root, "argv": argv,
+            "tracking_uri": f"sqlite:///{root / 'mlruns.db'}"}
+
+
+def test_script_prints_metrics_and_writes_metrics_json(trained):
+    summary = trained["summary"]
+    for key in ("top100_accuracy", "user_recall_at_10", "user_ndcg_at_10", "user_mrr",
+                "cold_start_recall_at_100", "popularity", "ranker"):
+        assert key in summary, key
+    assert summary["train_pairs"] + summary["test_pairs"] >= 6000
+    assert summary["cold_items"] == 166 and summary["items"] == 1664
+    assert 0.0 <= summary["top100_accuracy"] <= 1.0
+    assert 0.0 < summary["ranker"]["test_auc"] <= 1.0
+    with open(summary["metrics_json"]) as file:
+        written = json.load(file)
+    assert written["top100_accuracy"] == summary["top100_accuracy"]
+    assert written["report"]["popularity"]["top100_accuracy"] == (
+        summary["popularity"]["top100_accuracy"]
+    )
+    assert os.path.isfile(os.path.join(summary["run_dir"], "metrics.json"))
+
+
+def test_five_exports_load_in_tensorflow_and_carry_metrics(trained):
+    exports = trained["summary"]["exports"]
+    assert sorted(exports) == sorted(EXPORT_NAMES)
+    for name, path in exports.items():
+        assert path.endswith(f"{name}/1"), path
+        assert os.path.isfile(os.path.join(path, "assets.extra", "metrics.json"))
+        assert os.path.isfile(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
+
+
+@pytest.fixture(scope="module")
+def trained_split(trained, movielens_dir):
+    """The run's split, rebuilt (it is deterministic) to know each user's training items."""
+    from keras_rec.recommender.train_recommender import _movielens_split
+
+    config = RecommenderTrainingConfig(data=movielens_dir, max_ratings=6000,
+                                       cold_start_fraction=0.1)
+    split, items, _ = _movielens_split(config)
+    return split, items
+
+
+def test_served_retrieval_answers_known_and_unknown_users(trained, trained_split):
+    split, _ = trained_split
+    serve = tf.saved_model.load(trained["summary"]["exports"]["retrieval"]).signatures[
+        "serving_default"]
+    outputs = serve(user_id=tf.constant([1, 13, 999_999], tf.int64))
+    assert outputs["item_ids"].shape == (3, 10)
+    assert outputs["known_user"].numpy().tolist() == [True, True, False]
+    titles = [t.decode() for t in outputs["titles"].numpy()[0]]
+    assert all(t.endswith(")") for t in titles), titles  # "Title (Year)"
+    for row, user in enumerate([1, 13]):
+        seen = set(split.train.loc[split.train["user_id"] == user, "item_id"])
+        assert seen, user
+        assert not seen & set(outputs["item_ids"].numpy()[row].tolist())
+
+
+def test_cold_start_items_are_retrieved(trained, trained_split):
+    """Held-out items have no trained id, yet come back: their vectors come from text."""
+    split, items = trained_split
+    summary = trained["summary"]
+    cold_ids = set(split.cold_item_ids.tolist())
+    assert len(cold_ids) == summary["cold_items"] == 166
+    assert not split.train["item_id"].isin(cold_ids).any()
+    assert summary["cold_start_recall_at_100"] > 0  # an id-only model scores 0 here
+    # Their tower vectors come from their text: distinct, not one shared "unknown" vector.
+    item_tower = tf.saved_model.load(summary["exports"]["item_tower"]).signatures[
+        "serving_default"]
+    cold_rows = items.index[items["item_id"].isin(cold_ids)][:20]
+    vectors = item_tower(
+        embedding=tf.constant(np.random.default_rng(0).normal(size=(20, 32)), tf.float32),
+        id=tf.zeros([20], tf.int64),
+    )["vector"].numpy()
+    assert len(cold_rows) == 20 and np.ptp(vectors, axis=0).max() > 1e-3
+    query = tf.saved_model.load(summary["exports"]["query_retrieval"]).signatures[
+        "serving_default"]
+    cold_items = items[items["item_id"].isin(cold_ids)].head(3)
+    hits = query(text=tf.constant(cold_items["text"].tolist()))
+    # Each cold item's own text finds it (the tiny test encoder ties some texts).
+    for row, item_id in enumerate(cold_items["item_id"]):
+        assert item_id in hits["item_ids"].numpy()[row].tolist()
+    np.testing.assert_allclose(hits["scores"].numpy()[:, 0], 1.0, atol=1e-4)
+
+
+def test_bad_settings_fail_before_training(tmp_path, movielens_dir):
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
+        train_recommender(RecommenderTrainingConfig(data=movielens_dir, epochs=0))
+    with pytest.raises(ValueError, match=r"`cold_start_fraction` must be in \[0, 1\)"):
+        train_recommender(RecommenderTrainingConfig(data=movielens_dir, cold_start_fraction=1.5))
+
+
+def test_duplicate_and_missing_interactions_are_named():
+    ratings = pd.DataFrame({"user_id": [1, 1, 2, 1], "item_id": [5, 6, 5, 5]})
+    with pytest.raises(DataValidationError, match=r"1 duplicate \(user_id, item_id\) pairs, "
+                                                  r"e\.g\. \[\(1, 5\)\] at rows \[1, 4\]"):
+        check_interactions(ratings)
+    with pytest.raises(DataValidationError, match=r"missing `item_id` values at rows \[2\]"):
+        check_interactions(pd.DataFrame({"user_id": [1, 2], "item_id": [5, None]}))
+
+
+def test_tfrs_protocol_split_and_cold_items(movielens_dir):
+    import keras_rec
+
+    ratings = keras_rec.data.movielens_100k(path=movielens_dir).ratings
+    split = tfrs_protocol_split(ratings, seed=42)
+    again = tfrs_protocol_split(ratings, seed=42)
+    assert (len(split.train), len(split.test)) == (80_000, 20_000)
+    pd.testing.assert_frame_equal(split.test, again.test)
+    whole = pd.concat([split.train, split.test])
+    assert not whole.duplicated(["user_id", "item_id"]).any()
+    items = np.arange(1, 1683)
+    cold = cold_start_split(ratings, items, fraction=0.1, seed=0, base=split)
+    assert len(cold.cold_item_ids) == 168
+    assert not cold.train["item_id"].isin(cold.cold_item_ids).any()
+    assert len(cold.train) + len(cold.test) == 100_000
+
+
+def _synthetic_inputs(num_users=8, num_items=12, pairs=96, dim=6, seed=0):
+    from keras_rec.recommender.recommender_inputs import RecommenderInputs, history_embeddings
+
+    rng = np.random.default_rng(seed)
+    items = rng.normal(size=(num_items, dim)).astype("float32")
+    train_users = rng.integers(0, num_users, size=pairs)
+    train_items = rng.integers(0, num_items, size=pairs)
+    return RecommenderInputs(
+        item_ids=np.arange(num_items) + 1, item_titles=[f"m{i}" for i in range(num_items)],
+        item_texts=[f"m{i}" for i in range(num_items)], item_embeddings=items,
+        item_id_index=np.arange(1, num_items + 1), user_ids=np.arange(num_users) + 1,
+        user_texts=["u"] * num_users,
+        user_embeddings=rng.normal(size=(num_users, dim)).astype("float32"),
+        user_history=history_embeddings(train_users, train_items, items, num_users),
+        user_id_index=np.arange(1, num_users + 1), train_users=train_users,
+        train_items=train_items, test_users=train_users[:8], test_items=train_items[:8],
+        cold_items=np.zeros(0, np.int64),
+    )
+
+
+def test_fit_retrieval_builds_under_the_mirrored_strategy():
+    from keras_rec.distribute import get_strategy
+    from keras_rec.recommender.train_recommender import fit_retrieval
+
+    strategy = get_strategy("mirrored")
+    config = RecommenderTrainingConfig(epochs=2, batch_size=32, output_dim=4, hidden_units=(8,))
+    retrieval, history, _ = fit_retrieval(config, _synthetic_inputs(), strategy)
+    assert np.isfinite(history.history["loss"]).all() and len(history.history["loss"]) == 2
+    kernel = retrieval.user_tower.get_layer("projection").kernel
+    assert "Mirrored" in type(kernel.value).__name__
+
+
+def test_mlflow_run_is_read_back(trained):
+    import mlflow
+
+    summary = trained["summary"]
+    client = mlflow.tracking.MlflowClient(trained["tracking_uri"])
+    run = client.get_run(summary["mlflow_run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "movies"
+    assert run.data.params["epochs"] == "2" and run.data.params["max_ratings"] == "6000"
+    metrics = run.data.metrics
+    assert metrics["top100_accuracy"] == pytest.approx(summary["top100_accuracy"])
+    assert metrics["popularity.user_recall_at_10"] == summary["popularity"]["user_recall_at_10"]
+    assert "ranker.test_auc" in metrics and "cold_start_recall_at_100" in metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1]
+    assert len(client.get_metric_history(run.info.run_id, "ranker_loss")) == 1
+    artifacts = set()
+    stack = [""]
+    while stack:
+        for item in client.list_artifacts(run.info.run_id, stack.pop()):
+            (stack.append if item.is_dir else artifacts.add)(item.path)
+    for name in EXPORT_NAMES:
+        assert f"saved_models/{name}/saved_model.pb" in artifacts, name
+    assert {"evaluation/recall_at_k.png", "evaluation/training_curves.png",
+            "evaluation/metrics.json"} <= artifacts
+
+    # Raw text in, the same top-K items as the exported query_retrieval.
+    texts = ["star wars", "a toy story"]
+    predicted = mlflow.pyfunc.load_model(summary["mlflow_model_uri"]).predict(texts)
+    served = tf.saved_model.load(summary["exports"]["query_retrieval"]).signatures[
+        "serving_default"](text=tf.constant(texts))
+    np.testing.assert_array_equal(np.array(predicted["item_ids"].tolist()),
+                                  served["item_ids"].numpy())
+    assert predicted["titles"][0][0] == served["titles"].numpy()[0, 0].decode()
+    st = mlflow.sentence_transformers.load_model(summary["mlflow_sentence_transformer_uri"])
+    assert st.encode(texts).shape == (2, 32)
