@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.training_script import config_dict, new_run_dir, require_positive_ints
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_DATASETS = ("sentiment_tweets",)
@@ -130,17 +132,20 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     from keras_rec.classifier import labeled_texts
     from keras_rec.classifier.evaluation import evaluation_report, plot_confusion_matrix
     from keras_rec.classifier.serving_function import classifier_serving_function
-    from keras_rec.classifier.text_classifier import build_classifier_head, build_text_classifier
-    from keras_rec.training_plots import plot_training_curves
+    from keras_rec.classifier.text_classifier import (
+        build_classifier_head,
+        build_text_classifier,
+    )
     from keras_rec.distribute import get_strategy
     from keras_rec.embeddings.text_embedder import text_embedder
     from keras_rec.hub.local_hub import hub_modules
     from keras_rec.sagemaker_env import is_chief
     from keras_rec.serving.saved_model_export import export
+    from keras_rec.training_plots import plot_training_curves
 
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    tracker.log_params(_config_dict(config))
+    tracker.log_params(config_dict(config))
     strategy = get_strategy(config.distribute)
 
     # === Data ===
@@ -160,7 +165,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir)
     preprocess_dir, encoder_dir = (os.path.join(hub_dir, n) for n in ("preprocess", "encoder"))
 
-    run_dir = _run_dir(config)
+    run_dir = new_run_dir(config.output_dir, config.model_name)
     callbacks = _callbacks(config, run_dir, has_validation=len(validation) > 0)
     callbacks += tracker.keras_callbacks()
     validation_data = None
@@ -242,7 +247,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
             "labels.txt": "".join(f"{label}\n" for label in vocabulary),
             "confusion_matrix.png": figure_bytes,
         },
-        metadata={"config": _config_dict(config)},
+        metadata={"config": config_dict(config)},
     )
     summary = {
         "model_name": config.model_name,
@@ -290,10 +295,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
 
 
 def _check_config(config: ClassifierTrainingConfig) -> None:
-    for name in ("epochs", "batch_size"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    require_positive_ints(config, ("epochs", "batch_size"))
     if config.max_examples is not None and config.max_examples < 10:
         raise ValueError(f"`max_examples` must be >= 10. Received: {config.max_examples}")
 
@@ -333,13 +335,6 @@ def _text_dataset(split, batch_size, shuffle_seed=None):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _run_dir(config) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = os.path.join(os.path.abspath(config.output_dir), "runs", f"{config.model_name}-{stamp}")
-    os.makedirs(run_dir, exist_ok=True)
-    return run_dir
-
-
 def _callbacks(config, run_dir, has_validation):
     import keras
 
@@ -349,9 +344,3 @@ def _callbacks(config, run_dir, has_validation):
             monitor="val_loss", patience=config.patience, restore_best_weights=True
         ))
     return callbacks
-
-
-def _config_dict(config) -> dict[str, Any]:
-    values = dataclasses.asdict(config)
-    values["hidden_units"] = list(values["hidden_units"])
-    return values

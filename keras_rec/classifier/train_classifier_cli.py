@@ -9,15 +9,19 @@ script runs locally and as a SageMaker training job (hyperparameters from
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from keras_rec.classifier.train_classifier import ClassifierTrainingConfig, train_classifier
-from keras_rec.distribute import DISTRIBUTE_CHOICES
-
-logger = logging.getLogger(__name__)
+from keras_rec.classifier.train_classifier import (
+    ClassifierTrainingConfig,
+    train_classifier,
+)
+from keras_rec.training_script import (
+    add_run_arguments,
+    parse_hidden_units,
+    parse_script_args,
+)
 
 
 def build_argument_parser(prog: str = "keras-rec train-classifier") -> argparse.ArgumentParser:
@@ -50,31 +54,15 @@ def build_argument_parser(prog: str = "keras-rec train-classifier") -> argparse.
     add("--seed", type=int, default=defaults.seed)
     add("--patience", type=int, default=defaults.patience)
     add("--max-examples", type=int, default=None, help="stratified subsample (quick runs)")
-    add("--output-dir", default=defaults.output_dir, help="base directory of the exports")
     add("--model-name", default=defaults.model_name)
-    add("--cache", default=None, help="embedding cache root (directory or fsspec URL)")
-    add("--distribute", choices=DISTRIBUTE_CHOICES, default=defaults.distribute)
-    add("--target", default=defaults.target, help="TF Serving build for the op check")
-    add("--mlflow", action="store_true",
-        help="track the run with MLflow (on by itself when MLFLOW_TRACKING_URI is set; "
-        "default store sqlite:///mlruns.db)")
-    add("--mlflow-experiment", default=defaults.mlflow_experiment)
+    add_run_arguments(parser, defaults)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses `argv` (SageMaker-aware) and runs `train_classifier`."""
-    from keras_rec.sagemaker_env import parse_training_args
-
-    args, unknown = parse_training_args(build_argument_parser(), argv)
-    if unknown:
-        logger.warning("Ignoring unknown arguments: %s", unknown)
-    try:
-        hidden_units = tuple(int(u) for u in args.hidden_units.split(",") if u.strip())
-    except ValueError as error:
-        raise ValueError(
-            f"`--hidden-units` must be comma-separated integers. Received: {args.hidden_units!r}"
-        ) from error
+    args = parse_script_args(build_argument_parser(), argv)
+    hidden_units = parse_hidden_units(args.hidden_units)
     data = args.data
     if os.path.isdir(data):  # a SageMaker channel directory
         files = sorted(

@@ -10,7 +10,10 @@ from keras_rec.recommender.interactions import (
 )
 from keras_rec.recommender.ranker import build_ranker
 from keras_rec.recommender.recommender_inputs import RecommenderInputs, build_inputs
-from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, popularity_baseline
+from keras_rec.recommender.retrieval_evaluation import (
+    evaluate_retrieval,
+    popularity_baseline,
+)
 from keras_rec.recommender.retrieval_metrics import (
     per_user_metrics,
     popularity_scores,
@@ -18,7 +21,10 @@ from keras_rec.recommender.retrieval_metrics import (
 )
 from keras_rec.recommender.retrieval_serving import QueryRetrieval, UserRetrieval
 from keras_rec.recommender.tower import build_tower
-from keras_rec.recommender.train_recommender import RecommenderTrainingConfig, train_recommender
+from keras_rec.recommender.train_recommender import (
+    RecommenderTrainingConfig,
+    train_recommender,
+)
 from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval, in_batch_logits
 
 __all__ = [

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.training_script import config_dict, new_run_dir, require_positive_ints
+
 logger = logging.getLogger(__name__)
 
 EXPORT_NAMES = ("user_tower", "item_tower", "ranker", "retrieval", "query_retrieval")
@@ -147,7 +149,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
 
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    tracker.log_params(_config_dict(config))
+    tracker.log_params(config_dict(config))
     strategy = get_strategy(config.distribute)
 
     # === Data and embeddings ===
@@ -156,7 +158,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     embed_seconds = time.perf_counter() - start
 
     # === Retrieval training ===
-    run_dir = _run_dir(config)
+    run_dir = new_run_dir(config.output_dir, "recommender")
     retrieval, history, train_seconds = fit_retrieval(
         config, inputs, strategy,
         callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
@@ -188,7 +190,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         "ranker": ranker_metrics,
         "split": {**split.summary(), "cold_item_ids": split.cold_item_ids.tolist()},
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "config": _config_dict(config),
+        "config": config_dict(config),
     }
     exports, query_retrieval = _export_all(config, retrieval, ranker, inputs, item_vectors,
                                            hub_dir, report)
@@ -298,10 +300,7 @@ def tower_vectors(retrieval, inputs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_config(config: RecommenderTrainingConfig) -> None:
-    for name in ("epochs", "batch_size", "k", "output_dim"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    require_positive_ints(config, ("epochs", "batch_size", "k", "output_dim"))
     if config.ranker_epochs < 0:
         raise ValueError(f"`ranker_epochs` must be >= 0. Received: {config.ranker_epochs!r}")
     if not 0.0 <= config.cold_start_fraction < 1.0:
@@ -324,7 +323,10 @@ def _movielens_split(config):
         cold_start_split,
         tfrs_protocol_split,
     )
-    from keras_rec.recommender.recommender_inputs import merge_duplicate_titles, movielens_tables
+    from keras_rec.recommender.recommender_inputs import (
+        merge_duplicate_titles,
+        movielens_tables,
+    )
 
     data = movielens_100k(path=config.data)
     check_interactions(data.ratings, "MovieLens ratings")
@@ -429,13 +431,13 @@ def _train_ranker(config, inputs, tracker):
 
 def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report):
     """Exports the five SavedModels; returns `{name: ExportResult}`."""
+    from keras_rec.recommender.recommender_inputs import seen_items_by_user
     from keras_rec.recommender.retrieval_serving import (
         QueryRetrieval,
         UserRetrieval,
         ranker_serving_function,
         tower_serving_function,
     )
-    from keras_rec.recommender.recommender_inputs import seen_items_by_user
     from keras_rec.sagemaker_env import is_chief
     from keras_rec.serving.saved_model_export import export
 
@@ -474,7 +476,7 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
             model, config.output_dir, name, examples=examples,
             signatures={"serving_default": signature}, target=config.target, chief=is_chief(),
             assets_extra={"metrics.json": metrics_text},
-            metadata={"config": _config_dict(config), "k": k},
+            metadata={"config": config_dict(config), "k": k},
         )
         logger.info("Exported %s to %s", name, results[name].path)
     return results, query_retrieval
@@ -486,16 +488,3 @@ def _write_text_atomic(path: str, text: str) -> None:
     with open(temp, "w") as file:
         file.write(text)
     os.replace(temp, path)
-
-
-def _run_dir(config) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = os.path.join(os.path.abspath(config.output_dir), "runs", f"recommender-{stamp}")
-    os.makedirs(run_dir, exist_ok=True)
-    return run_dir
-
-
-def _config_dict(config) -> dict[str, Any]:
-    values = dataclasses.asdict(config)
-    values["hidden_units"] = list(values["hidden_units"])
-    return values

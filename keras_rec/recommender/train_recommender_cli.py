@@ -1,22 +1,23 @@
-"""Arguments of `keras-rec train-recommender` / `scripts/train_recommender.py`.
+"""Flags of `keras-rec train-recommender` (and `scripts/train_recommender.py`).
 
-Parsed with `keras_rec.sagemaker_env.parse_training_args`, so the same
-script runs locally and as a SageMaker training job (hyperparameters from
-`SM_HPS` or the command line, `--output-dir` defaulting to `SM_MODEL_DIR`,
-`--data` to `SM_CHANNEL_TRAINING`).
+SageMaker-aware like `train-classifier`: see `keras_rec.sagemaker_env.parse_training_args`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from keras_rec.distribute import DISTRIBUTE_CHOICES
-from keras_rec.recommender.train_recommender import RecommenderTrainingConfig, train_recommender
-
-logger = logging.getLogger(__name__)
+from keras_rec.recommender.train_recommender import (
+    RecommenderTrainingConfig,
+    train_recommender,
+)
+from keras_rec.training_script import (
+    add_run_arguments,
+    parse_hidden_units,
+    parse_script_args,
+)
 
 
 def build_argument_parser(prog: str = "keras-rec train-recommender") -> argparse.ArgumentParser:
@@ -54,30 +55,14 @@ def build_argument_parser(prog: str = "keras-rec train-recommender") -> argparse
     add("--ranker-epochs", type=int, default=defaults.ranker_epochs)
     add("--ranker-negatives", type=int, default=defaults.ranker_negatives)
     add("--seed", type=int, default=defaults.seed)
-    add("--output-dir", default=defaults.output_dir, help="base directory of the exports")
-    add("--cache", default=None, help="embedding cache root (directory or fsspec URL)")
-    add("--distribute", choices=DISTRIBUTE_CHOICES, default=defaults.distribute)
-    add("--target", default=defaults.target, help="TF Serving build for the op check")
-    add("--mlflow", action="store_true",
-        help="track the run with MLflow (on by itself when MLFLOW_TRACKING_URI is set; "
-        "default store sqlite:///mlruns.db)")
-    add("--mlflow-experiment", default=defaults.mlflow_experiment)
+    add_run_arguments(parser, defaults)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses `argv` (SageMaker-aware) and runs `train_recommender`."""
-    from keras_rec.sagemaker_env import parse_training_args
-
-    args, unknown = parse_training_args(build_argument_parser(), argv)
-    if unknown:
-        logger.warning("Ignoring unknown arguments: %s", unknown)
-    try:
-        hidden_units = tuple(int(u) for u in args.hidden_units.split(",") if u.strip())
-    except ValueError as error:
-        raise ValueError(
-            f"`--hidden-units` must be comma-separated integers. Received: {args.hidden_units!r}"
-        ) from error
+    args = parse_script_args(build_argument_parser(), argv)
+    hidden_units = parse_hidden_units(args.hidden_units)
     config = RecommenderTrainingConfig(
         data=args.data, model=args.model, hub_dir=args.hub_dir, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, loss=args.loss,
