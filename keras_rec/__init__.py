@@ -7,6 +7,11 @@ TensorFlow or PyTorch import):
   builders and validated CSV/Parquet readers.
 - `keras_rec.embeddings`: sentence-transformer encoding with a persistent,
   content-addressed cache (local directory or any fsspec URL).
+- `keras_rec.hub`: sentence-transformers as TF Hub modules; `HubLayer`.
+- `keras_rec.classifier`: text classifiers and their training script.
+- `keras_rec.recommender`: two-tower retrieval, ranker, training script.
+- `keras_rec.serving`: checked, versioned SavedModel exports for TF Serving.
+- `keras_rec.tracking`: MLflow runs of the training scripts.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("classifier", "data", "embeddings", "hub", "recommender", "serving")
+_SUBPACKAGES = ("classifier", "data", "embeddings", "hub", "recommender", "serving", "tracking")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -33,8 +33,14 @@ def _served(path, texts):
     return {k: v.numpy() for k, v in signature(text=tf.constant(texts)).items()}
 
 
-def test_frozen_training_learns_exports_and_serves(tmp_path, labelled_csv, tiny_model_path):
+def test_frozen_training_learns_exports_and_serves(tmp_path, labelled_csv, tiny_model_path,
+                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     summary = train_classifier(_config(tmp_path, labelled_csv, tiny_model_path))
+    # MLflow is off unless asked: nothing logged, no store created.
+    assert "mlflow_run_id" not in summary
+    assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "mlruns").exists()
     assert summary["labels"] == ["cinema", "other", "space"]
     assert (summary["train_examples"], summary["test_examples"]) == (78, 30)
     assert summary["accuracy"] > 0.8, summary  # chance is 1/3

@@ -11,7 +11,7 @@ def test_public_api():
     assert sorted(keras_rec.data.__all__) == sorted(
         [
             "MovieLens100K", "movielens_100k", "sentiment_tweets", "item_text",
-            "movielens_item_texts", "movielens_user_texts", "read_table",
+            "movielens_item_texts", "movielens_item_titles", "movielens_user_texts", "read_table",
             "read_text_labels", "read_interactions", "DataValidationError",
         ]
     )  # fmt: skip

@@ -82,17 +82,3 @@ def test_classifier_run_is_read_back(tracking_uri, tmp_path, labelled_csv, tiny_
     np.testing.assert_allclose(loaded.encode(texts), reference, atol=1e-5)
     np.testing.assert_allclose(np.asarray(mlflow.pyfunc.load_model(st_uri).predict(texts)),
                                reference, atol=1e-5)
-
-
-def test_tracking_is_off_by_default(tmp_path, monkeypatch, labelled_csv, tiny_model_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KERAS_REC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    config = ClassifierTrainingConfig(
-        data=labelled_csv, text_column="body", label_column="topic", model=tiny_model_path,
-        epochs=1, batch_size=16, test_fraction=0.25, output_dir=str(tmp_path / "out"),
-        cache=str(tmp_path / "cache"), patience=0,
-    )
-    summary = train_classifier(config)
-    assert "mlflow_run_id" not in summary
-    assert not os.path.exists(tmp_path / "mlruns.db") and not os.path.exists(tmp_path / "mlruns")
