@@ -104,7 +104,9 @@ def test_embed_movielens_on_the_real_data(tiny_model_path, tmp_path, capsys):
 
 
 def test_script_wrappers_reach_the_cli():
-    for script, command in [("embed.py", "embed"), ("embed_movielens.py", "embed-movielens")]:
+    for script, command in [("embed.py", "embed"), ("embed_movielens.py", "embed-movielens"),
+                            ("train_classifier.py", "train-classifier"),
+                            ("train_recommender.py", "train-recommender")]:
         result = subprocess.run(
             [sys.executable, str(REPO / "scripts" / script), "--help"],
             capture_output=True, text=True, timeout=120,

@@ -85,7 +85,8 @@ def tfrs_protocol_split(ratings: pd.DataFrame, seed: int = 42) -> InteractionSpl
     order = tf.data.Dataset.range(count).shuffle(
         count, seed=seed, reshuffle_each_iteration=False
     )
-    order = np.fromiter(order.as_numpy_iterator(), dtype=np.int64, count=count)
+    # One batch of everything: the same order as iterating row by row, ~100x faster.
+    order = next(iter(order.batch(max(count, 1)))).numpy().astype(np.int64)
     if count == TFRS_TRAIN_SIZE + TFRS_TEST_SIZE:
         train_size, test_size = TFRS_TRAIN_SIZE, TFRS_TEST_SIZE
     else:
