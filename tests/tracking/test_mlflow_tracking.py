@@ -1,6 +1,5 @@
 """MLflow tracking of the training scripts, read back with `MlflowClient`."""
 
-import os
 
 import numpy as np
 import pytest
