@@ -1,6 +1,5 @@
 """MLflow tracking of the training scripts, read back with `MlflowClient`."""
 
-
 import numpy as np
 import pytest
 import tensorflow as tf
