@@ -139,11 +139,10 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     import tensorflow as tf
 
     from keras_rec.distribute import get_strategy
-    from keras_rec.recommender.retrieval_evaluation import (
-        evaluate_retrieval,
-        popularity_baseline,
-        recall_curve,
-    )
+    from fsspec.implementations.local import LocalFileSystem
+
+    from keras_rec.atomic_io import write_bytes_atomic
+    from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, recall_curve
     from keras_rec.recommender.retrieval_metrics import popularity_scores
     from keras_rec.training_plots import plot_recall_curves, plot_training_curves
 
@@ -169,12 +168,11 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     user_vectors, item_vectors = tower_vectors(retrieval, inputs)
     scores = user_vectors @ item_vectors.T
     metrics = evaluate_retrieval(scores, inputs)
-    popularity = popularity_baseline(inputs)
-    curves = {
-        "two-tower": recall_curve(scores, inputs),
-        "popularity": recall_curve(np.asarray(popularity_scores(
-            inputs.train_items, inputs.num_items, inputs.num_users)), inputs),
-    }
+    popular = np.asarray(popularity_scores(inputs.train_items, inputs.num_items,
+                                           inputs.num_users))
+    popularity = evaluate_retrieval(popular, inputs)
+    curves = {"two-tower": recall_curve(scores, inputs),
+              "popularity": recall_curve(popular, inputs)}
     plots = [
         plot_recall_curves(curves, os.path.join(run_dir, "recall_at_k.png")),
         plot_training_curves(history.history, os.path.join(run_dir, "training_curves.png"),
@@ -219,7 +217,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     text = json.dumps({**summary, "report": report}, indent=1)
     for path in (os.path.join(run_dir, "metrics.json"),
                  os.path.join(config.output_dir, "metrics.json")):
-        _write_text_atomic(path, text)
+        write_bytes_atomic(LocalFileSystem(), path, text.encode("utf-8"))
     summary["metrics_json"] = os.path.join(config.output_dir, "metrics.json")
 
     # === Tracking ===
@@ -482,9 +480,3 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
     return results, query_retrieval
 
 
-def _write_text_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w") as file:
-        file.write(text)
-    os.replace(temp, path)
