@@ -102,7 +102,7 @@ def retrieval_latency(num_items: int, dim: int, repeats: int, seed: int = 0) -> 
     queries = rng.normal(size=(256, dim)).astype(np.float32)
     with tempfile.TemporaryDirectory() as base:
         result = export(model, base, "index", examples={"query": queries[:2]}, chief=True,
-                        fresh_process_check=False, warmup=False)
+                        serving_check=False, warmup=False)
         serve = tf.saved_model.load(result.path).signatures["serving_default"]
         figures = {}
         for batch in (1, 256):

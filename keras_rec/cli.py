@@ -103,12 +103,33 @@ def _run_check_serving(args: argparse.Namespace) -> dict:
             print(f"  {op}" + ("  <- missing" if op in missing else ""), file=sys.stderr)
     for result in results:
         print(("OK: " if result.ok else "FAIL: ") + result.explain(), file=sys.stderr)
-    return {
+    summary = {
         "path": args.path,
-        "ok": all(result.ok for result in results),
         "targets": {result.target: sorted(result.missing) for result in results},
-        "exit_code": 0 if all(result.ok for result in results) else 1,
     }
+    ok = all(result.ok for result in results)
+    if not args.ops_only:
+        summary["serving_check"] = _serving_check(args.path)
+        ok = ok and summary["serving_check"]["ok"]
+    return {**summary, "ok": ok, "exit_code": 0 if ok else 1}
+
+
+def _serving_check(path: str) -> dict:
+    from keras_rec.serving.fresh_process import ServingCheckError
+    from keras_rec.serving.serving_check import check_serving
+
+    try:
+        report = check_serving(path)
+    except ServingCheckError as error:
+        print(f"FAIL: {error}", file=sys.stderr)
+        return {"ok": False, "error": str(error)}
+    print(
+        f"OK: loads through TF Serving's Session loader and tf.saved_model.load; answered "
+        f"batches of {report['batch_sizes']}, {report['warmup_requests']} warmup records and "
+        f"the REST examples {report['rest_examples']} ({report['seconds']} s).",
+        file=sys.stderr,
+    )
+    return report
 
 
 def _run_serving_config(args: argparse.Namespace) -> dict:
@@ -240,11 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check-serving",
-        help="check that a SavedModel only uses ops a TF Serving build has",
-        description="List every op of a SavedModel (graph and function library) and fail, "
-        "naming the offenders, when a TF Serving build lacks one. Exit code 1 when it does.",
+        help="check that TF Serving can load and run a SavedModel",
+        description="Check a SavedModel the way TF Serving will load it: every op (graph and "
+        "function library) must exist in the TF Serving build; then, in a fresh process with "
+        "TensorFlow only, it must load through the Session-based C++ loader path (and "
+        "tf.saved_model.load), answer serving_default at two batch sizes, replay every "
+        "warmup record and answer its REST examples with their stored responses. "
+        "Exit code 1 when any check fails.",
     )
-    check.add_argument("path", help="SavedModel directory or saved_model.pb file")
+    check.add_argument("path", help="SavedModel directory (or saved_model.pb with --ops-only)")
     check.add_argument(
         "--target",
         action="append",
@@ -252,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"TF Serving build; repeat for several (default: {DEFAULT_TARGET})",
     )
     check.add_argument("--list-ops", action="store_true", help="also list every op used")
+    check.add_argument(
+        "--ops-only", action="store_true", help="only check the ops; do not load the model"
+    )
     check.set_defaults(run=_run_check_serving)
 
     config = commands.add_parser(

@@ -5,8 +5,9 @@
 - `assert_keras_round_trip(model, inputs, tmp_path)`: `.keras` save -> load ->
   same outputs.
 - `assert_saved_model_round_trip(model_or_module, inputs, tmp_path)`: SavedModel
-  export -> load in a fresh process that imports only TensorFlow -> call
-  `serving_default` -> same outputs as in memory, at two batch sizes.
+  export -> load in a fresh process that imports only TensorFlow, through TF
+  Serving's Session loader and `tf.saved_model.load` -> run `serving_default`
+  -> same outputs as in memory, at two batch sizes.
 
 Inputs and outputs may be one array or a dict of arrays (numbers or strings).
 """
@@ -16,10 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,19 +100,18 @@ def assert_saved_model_round_trip(
     method: str = "export",
     signatures: Any = None,
     expected_fn: Callable | None = None,
-    child_imports: Iterable[str] = (),
     atol: float = 1e-5,
     rtol: float = 1e-5,
     timeout: float = 300,
 ) -> str:
-    """Asserts that a SavedModel export serves the in-memory outputs.
+    """Asserts that a SavedModel export serves the in-memory outputs, as TF Serving loads it.
 
     Exports `model_or_module`, then, in a fresh Python process that imports only
-    TensorFlow (plus `child_imports`, e.g. `"tensorflow_text"` for its ops), loads
-    it with `tf.saved_model.load` and calls `signatures["serving_default"]` on
-    the first `n` rows of `inputs` for each `n` in `batch_sizes`. Data goes
-    through `.npy` files. The fresh process also checks that `keras_rec` was
-    not needed.
+    TensorFlow (TF Text kernels loaded as libraries when the graph needs them),
+    loads it through TF Serving's Session-based loader and through
+    `tf.saved_model.load`, and runs `serving_default` on the first `n` rows of
+    `inputs` for each `n` in `batch_sizes`; every answer must equal the
+    in-memory outputs.
 
     Args:
         model_or_module: a Keras model, or a `tf.Module` / trackable.
@@ -122,12 +119,13 @@ def assert_saved_model_round_trip(
             with at least `max(batch_sizes)` rows.
         tmp_path: a directory (pytest's `tmp_path`).
         batch_sizes: the batch sizes to check; two by default.
-        method: `"export"` (Keras `model.export`) or `"tf"`
-            (`tf.saved_model.save`). Non-Keras objects always use `"tf"`.
-        signatures: passed to `tf.saved_model.save` (for `method="tf"`).
+        method: `"export"` (Keras `model.export`) or `"serving_root"`
+            (`tf.saved_model.save` of `keras_rec.serving.serving_root`, the
+            exporter's own path). Non-Keras objects are saved as they are.
+        signatures: `{"serving_default": function}` for non-Keras objects and
+            `method="serving_root"`; default: the Keras serving function.
         expected_fn: computes the in-memory outputs of a batch. Defaults to
             `model(batch, training=False)` for Keras models, `obj(batch)` else.
-        child_imports: modules the fresh process imports after TensorFlow.
         atol, rtol: float tolerances of the comparison.
         timeout: seconds allowed to the fresh process.
 
@@ -137,13 +135,29 @@ def assert_saved_model_round_trip(
     import keras
     import tensorflow as tf
 
+    from keras_rec.serving import (
+        LOADERS,
+        answer_in_fresh_process,
+        serving_root,
+        serving_signature_specs,
+    )
+    from keras_rec.serving.fresh_process import tf_text_op_libraries
+    from keras_rec.serving.serving_signature import concrete_signatures, keras_serving_function
+
     tmp_path = os.fspath(tmp_path)
     export_dir = os.path.join(tmp_path, "saved_model")
     is_keras = isinstance(model_or_module, keras.Model)
-    if method not in ("export", "tf"):
-        raise ValueError(f"`method` must be 'export' or 'tf'. Received: method={method!r}")
+    if method not in ("export", "serving_root"):
+        raise ValueError(
+            f"`method` must be 'export' or 'serving_root'. Received: method={method!r}"
+        )
     if is_keras and method == "export":
         model_or_module.export(export_dir, format="tf_saved_model", verbose=False)
+    elif is_keras:
+        signatures = signatures or {"serving_default": keras_serving_function(model_or_module)}
+        concrete = concrete_signatures(signatures)
+        root = serving_root(model_or_module, concrete.values())
+        tf.saved_model.save(root, export_dir, signatures=concrete)
     else:
         tf.saved_model.save(model_or_module, export_dir, signatures=signatures)
 
@@ -152,85 +166,31 @@ def assert_saved_model_round_trip(
             expected_fn = lambda batch: model_or_module(batch, training=False)  # noqa: E731
         else:
             expected_fn = model_or_module
-
-    data_dir = os.path.join(tmp_path, "round_trip_data")
-    os.makedirs(data_dir, exist_ok=True)
-    expected = {}
+    input_names = list(serving_signature_specs(export_dir, "serving_default"))
+    requests, expected = {}, {}
     for n in batch_sizes:
         batch = _take_rows(inputs, n)
-        _save_arrays(os.path.join(data_dir, f"in_{n}"), batch)
-        expected[n] = _to_numpy(expected_fn(_to_tensors(batch)))
-
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    process = subprocess.run(
-        [sys.executable, "-c", _CHILD, export_dir, data_dir, *map(str, batch_sizes)]
-        + [f"--import={name}" for name in child_imports],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-    if process.returncode != 0:
-        raise AssertionError(
-            f"Serving the SavedModel {export_dir} in a fresh process failed:\n"
-            f"{process.stderr[-4000:]}"
-        )
-    for n in batch_sizes:
-        served = _load_arrays(os.path.join(data_dir, f"out_{n}"))
-        want = expected[n]
-        if not isinstance(want, dict):
-            if isinstance(want, (list, tuple)):
-                want = {f"output_{i}": x for i, x in enumerate(want)}
-            elif len(served) == 1:
-                want = {next(iter(served)): want}
-        _assert_outputs_close(served, want, atol, rtol, f"serving_default, batch {n}")
-    return export_dir
-
-
-# Runs in the fresh process: argv = export_dir, data_dir, batch sizes..., --import=...
-_CHILD = textwrap.dedent(
-    """
-    import importlib, json, os, sys
-    import numpy as np
-    import tensorflow as tf
-
-    export_dir, data_dir = sys.argv[1], sys.argv[2]
-    sizes = [a for a in sys.argv[3:] if not a.startswith("--import=")]
-    for arg in sys.argv[3:]:
-        if arg.startswith("--import="):
-            importlib.import_module(arg[len("--import="):])
-    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
-    names = sorted(serve.structured_input_signature[1])
-
-    def load(prefix):
-        with open(prefix + ".json") as f:
-            keys = json.load(f)
-        if keys is None:
-            return np.load(prefix + ".npy")
-        return {k: np.load(f"{prefix}.{i}.npy") for i, k in enumerate(keys)}
-
-    for n in sizes:
-        batch = load(os.path.join(data_dir, "in_" + n))
+        outputs = _to_numpy(expected_fn(_to_tensors(batch)))
         if not isinstance(batch, dict):
-            if len(names) != 1:
-                sys.exit(f"serving_default takes {names}: pass a dict of inputs")
-            batch = {names[0]: batch}
-        if sorted(batch) != names:
-            sys.exit(f"serving_default takes {names}, got inputs {sorted(batch)}")
-        outputs = serve(**{k: tf.constant(v) for k, v in batch.items()})
-        keys = sorted(outputs)
-        with open(os.path.join(data_dir, f"out_{n}.json"), "w") as f:
-            json.dump(keys, f)
-        for i, k in enumerate(keys):
-            array = outputs[k].numpy()
-            if array.dtype == object:
-                array = array.astype(bytes)
-            np.save(os.path.join(data_dir, f"out_{n}.{i}.npy"), array)
-    leaked = sorted(m for m in sys.modules if m.split(".")[0] == "keras_rec")
-    if leaked:
-        sys.exit(f"the SavedModel needed keras_rec modules: {leaked}")
-    """
-)
+            assert len(input_names) == 1, f"serving_default takes {input_names}: pass a dict"
+            batch = {input_names[0]: batch}
+        requests[f"batch {n}"] = ("serving_default", {k: _storable(v) for k, v in batch.items()})
+        if isinstance(outputs, (list, tuple)):
+            outputs = {f"output_{i}": x for i, x in enumerate(outputs)}
+        expected[f"batch {n}"] = outputs
+    served = answer_in_fresh_process(
+        export_dir, requests, op_libraries=tf_text_op_libraries(), timeout=timeout
+    )
+    assert not served["leaked_modules"], served["leaked_modules"]
+    for loader in LOADERS:
+        assert not served["errors"][loader], f"{loader} loader: {served['errors'][loader]}"
+        for request_id, want in expected.items():
+            got = served["answers"][loader][request_id]
+            if not isinstance(want, dict):
+                assert len(got) == 1, f"{loader}: {sorted(got)} outputs for one expected"
+                want = {next(iter(got)): want}
+            _assert_outputs_close(got, want, atol, rtol, f"{loader} loader, {request_id}")
+    return export_dir
 
 
 def _take_rows(inputs, n):
@@ -248,22 +208,6 @@ def _to_tensors(batch):
     if isinstance(batch, dict):
         return {k: tf.constant(v) for k, v in batch.items()}
     return tf.constant(batch)
-
-
-def _save_arrays(prefix, arrays):
-    keys = sorted(arrays) if isinstance(arrays, dict) else None
-    with open(prefix + ".json", "w") as f:
-        json.dump(keys, f)
-    if keys is None:
-        np.save(prefix + ".npy", _storable(arrays))
-    for i, key in enumerate(keys or []):
-        np.save(f"{prefix}.{i}.npy", _storable(arrays[key]))
-
-
-def _load_arrays(prefix):
-    with open(prefix + ".json") as f:
-        keys = json.load(f)
-    return {k: np.load(f"{prefix}.{i}.npy") for i, k in enumerate(keys)}
 
 
 def _storable(array):

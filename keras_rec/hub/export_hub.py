@@ -37,8 +37,10 @@ def export_hub(
       under `"sentence_embedding"`.
 
     The two are written into a temporary sibling directory, checked (their
-    ops against `target`), and renamed into place: an interrupted export
-    leaves nothing at `out_dir`. `out_dir/keras_rec_hub.json` records the
+    ops against `target`; each loaded through TF Serving's Session loader and
+    `tf.saved_model.load` in a TensorFlow-only process, answering
+    `serving_default` as in memory at two batch sizes), and renamed into
+    place: an interrupted or failed export leaves nothing at `out_dir`. `out_dir/keras_rec_hub.json` records the
     source model and its fingerprint.
 
     Args:
@@ -87,13 +89,15 @@ def export_hub(
     try:
         preprocess_dir = os.path.join(staging, "preprocess")
         encoder_dir = os.path.join(staging, "encoder")
-        save_preprocessor(build_preprocessor(model), preprocess_dir)
-        save_encoder(model, encoder_dir)
+        preprocessor = build_preprocessor(model)
+        save_preprocessor(preprocessor, preprocess_dir)
+        encoder = save_encoder(model, encoder_dir)
         if target is not None:
             from keras_rec.serving.op_check import assert_servable
 
             assert_servable(preprocess_dir, target)
             assert_servable(encoder_dir, target)
+        serving_checks = _check_serving(preprocessor, preprocess_dir, encoder, encoder_dir)
         metadata = {
             "model": model_name or identity["model_name"],
             "model_fingerprint": identity["model_fingerprint"],
@@ -114,8 +118,39 @@ def export_hub(
         "preprocess": os.path.join(out_dir, "preprocess"),
         "encoder": os.path.join(out_dir, "encoder"),
         **metadata,
+        "serving_check_seconds": serving_checks,
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+# Rows the two modules are checked on in serving (the check's second batch is row 0).
+_CHECK_TEXTS = ("A film about toys that come to life.", "", "naïve café, 東京 🎬")
+
+
+def _check_serving(preprocessor, preprocess_dir, encoder, encoder_dir) -> dict[str, float]:
+    """Both SavedModels answer `serving_default` as in memory, through TF Serving's loader."""
+    import numpy as np
+
+    from keras_rec.serving.saved_model_ops import serving_signature_specs
+    from keras_rec.serving.serving_check import check_serving
+    from keras_rec.serving.serving_signature import call_signature, take_rows
+
+    seconds = {}
+    text = {"text": np.array([t.encode() for t in _CHECK_TEXTS], dtype=object)}
+    preprocess_fn = preprocessor.__call__.get_concrete_function()
+    encoder_fn = encoder.serve.get_concrete_function(
+        **serving_signature_specs(encoder_dir, "serving_default")
+    )
+    for directory, function, inputs in (
+        (preprocess_dir, preprocess_fn, text),
+        (encoder_dir, encoder_fn, call_signature(preprocess_fn, text)),
+    ):
+        batches = {size: take_rows(inputs, size) for size in (len(_CHECK_TEXTS), 1)}
+        expected = {size: call_signature(function, batch) for size, batch in batches.items()}
+        report = check_serving(directory, batches, expected)
+        seconds[os.path.basename(directory)] = report["seconds"]
+    return seconds
+
 
 
 def _replace_directory(source: str, destination: str) -> None:

@@ -269,6 +269,39 @@ class HubLayer(keras.layers.Layer):
             )
         return {names[0]: inputs}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], safe_mode: bool | None = None) -> HubLayer:
+        """Creates the layer from its config, loading the module its `handle` names.
+
+        Loading a SavedModel runs graph code from the path or URL in the
+        config, so, like Keras' own `TFSMLayer`, this is refused while Keras
+        deserializes in safe mode (`keras.saving.load_model(path)` by default).
+
+        Args:
+            config: dict. The output of `get_config`.
+            safe_mode: bool or None. `None` follows the deserialization in
+                progress (`keras.saving.load_model(..., safe_mode=...)`,
+                `keras.config.enable_unsafe_deserialization()`); called
+                outside one, the config is trusted as the caller's own.
+
+        Returns:
+            A `HubLayer`.
+        """
+        if safe_mode is None:
+            from keras.src.saving import serialization_lib
+
+            safe_mode = serialization_lib.in_safe_mode()
+        if safe_mode:
+            raise ValueError(
+                f"Requested the deserialization of a `HubLayer`, which loads the TF Hub "
+                f"module (a SavedModel) at handle={config.get('handle')!r}. A SavedModel "
+                "can hold arbitrary graph code, so this is disallowed in safe mode. If you "
+                "trust the file and the module it names, load it with "
+                "`keras.saving.load_model(path, safe_mode=False)` or call "
+                "`keras.config.enable_unsafe_deserialization()` first."
+            )
+        return cls(**config)
+
     def get_config(self) -> dict[str, Any]:
         if not isinstance(self.handle, str):
             raise NotImplementedError(

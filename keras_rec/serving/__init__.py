@@ -1,6 +1,6 @@
 """Serving: versioned exports for TF Serving, op checks, configs and packages."""
 
-from keras_rec.serving.fresh_process_check import FreshProcessCheckError, check_in_fresh_process
+from keras_rec.serving.fresh_process import LOADERS, ServingCheckError, answer_in_fresh_process
 from keras_rec.serving.op_check import (
     DEFAULT_TARGET,
     OpCheckResult,
@@ -11,23 +11,36 @@ from keras_rec.serving.op_check import (
     check_serving_ops,
     load_op_set,
 )
-from keras_rec.serving.rest_examples import predict_rest, rest_request, rest_response
+from keras_rec.serving.rest_examples import (
+    predict_rest,
+    rest_request,
+    rest_request_inputs,
+    rest_response,
+)
 from keras_rec.serving.sagemaker_package import package_sagemaker
 from keras_rec.serving.saved_model_export import ExportResult, export
-from keras_rec.serving.saved_model_ops import list_core_ops, list_saved_model_ops
+from keras_rec.serving.saved_model_ops import (
+    list_core_ops,
+    list_saved_model_ops,
+    serving_signature_specs,
+)
+from keras_rec.serving.serving_check import check_serving
 from keras_rec.serving.serving_config import write_serving_config
+from keras_rec.serving.serving_root import serving_root
 from keras_rec.serving.warmup_requests import read_warmup_requests, write_warmup_requests
 
 __all__ = [
     "DEFAULT_TARGET",
     "ExportResult",
-    "FreshProcessCheckError",
+    "LOADERS",
     "OpCheckResult",
     "OpSet",
+    "ServingCheckError",
     "ServingCompatibilityError",
+    "answer_in_fresh_process",
     "assert_servable",
     "available_targets",
-    "check_in_fresh_process",
+    "check_serving",
     "check_serving_ops",
     "export",
     "list_core_ops",
@@ -37,7 +50,10 @@ __all__ = [
     "predict_rest",
     "read_warmup_requests",
     "rest_request",
+    "rest_request_inputs",
     "rest_response",
+    "serving_root",
+    "serving_signature_specs",
     "write_serving_config",
     "write_warmup_requests",
 ]

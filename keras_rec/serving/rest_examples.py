@@ -75,7 +75,22 @@ def predict_rest(function: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         The decoded JSON response body.
     """
-    specs = input_specs(function)
+    style, inputs = rest_request_inputs(request, input_specs(function))
+    return rest_response(call_signature(function, inputs), style)
+
+
+def rest_request_inputs(
+    request: Mapping[str, Any], specs: Mapping[str, tf.TensorSpec]
+) -> tuple[str, dict[str, np.ndarray]]:
+    """Decodes a REST predict body into `(style, {input name: array})`, as TF Serving does.
+
+    Args:
+        request: the decoded JSON body, "instances" (row) or "inputs" (columnar).
+        specs: the signature's input specs by name (their dtypes decode the values).
+
+    Returns:
+        The body's style and one array per signature input.
+    """
     if ("instances" in request) == ("inputs" in request):
         raise ValueError('A REST request must have exactly one of "instances" and "inputs".')
     if "inputs" in request:
@@ -97,7 +112,7 @@ def predict_rest(function: Any, request: Mapping[str, Any]) -> dict[str, Any]:
         else np.asarray(columns[name], dtype=spec.dtype.as_numpy_dtype)
         for name, spec in specs.items()
     }
-    return rest_response(call_signature(function, inputs), style)
+    return style, inputs
 
 
 def write_rest_examples(

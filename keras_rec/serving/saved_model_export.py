@@ -14,6 +14,8 @@ from typing import Any
 
 from keras_rec.serving import versioned_dir
 from keras_rec.serving.op_check import DEFAULT_TARGET, OpCheckResult, assert_servable
+from keras_rec.serving.serving_check import check_serving
+from keras_rec.serving.serving_root import serving_root
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ class ExportResult:
         path: str or None. `<base>/<model_name>/<version>`.
         written: bool. False on a non-chief worker, which writes nothing.
         op_check: the `OpCheckResult`, or None when `target=None`.
-        fresh_process: the fresh-process report, or None when skipped.
+        serving_check: the report of `keras_rec.serving.check_serving`, or
+            None when skipped.
         files: list of str. Files written beside the graph (`assets.extra/`).
         seconds: float. Wall time of the export.
     """
@@ -40,7 +43,7 @@ class ExportResult:
     path: str | None
     written: bool
     op_check: OpCheckResult | None
-    fresh_process: dict[str, Any] | None
+    serving_check: dict[str, Any] | None
     files: list[str]
     seconds: float
 
@@ -53,7 +56,7 @@ class ExportResult:
             "written": self.written,
             "target": self.op_check.target if self.op_check else None,
             "ops": len(self.op_check.ops) if self.op_check else None,
-            "fresh_process": self.fresh_process,
+            "serving_check": self.serving_check,
             "files": self.files,
             "seconds": round(self.seconds, 2),
         }
@@ -68,7 +71,7 @@ def export(
     signatures: Mapping[str, Any] | None = None,
     version: int | None = None,
     target: str | None = DEFAULT_TARGET,
-    fresh_process_check: bool = True,
+    serving_check: bool = True,
     warmup: bool = True,
     assets_extra: Mapping[str, str | bytes] | None = None,
     metadata: Mapping[str, Any] | None = None,
@@ -80,17 +83,22 @@ def export(
     Steps, all in a temporary sibling directory that TF Serving ignores:
 
     1. `tf.saved_model.save` with the `signatures` (for a Keras model,
-       `serving_default` over its named inputs and outputs). Only the model's
-       layers are tracked, so each weight is stored once and no optimizer
-       state is shipped.
+       `serving_default` over its named inputs and outputs) from a root that
+       tracks the `tf.Variable`s the signatures read and the resources
+       (lookup tables) they use (`serving_root`): each weight is stored
+       once, no optimizer state is shipped, and TF Serving's Session loader
+       restores every variable.
     2. The op check against `target`: every op of the graph and its function
        library must exist in that model server.
     3. `assets.extra/`: `tf_serving_warmup_requests` (PredictionLogs of the
        `examples`, replayed by TF Serving at load), REST request/response
        examples in both formats, `keras_rec_export.json`, and `assets_extra`.
-    4. A fresh process with TensorFlow only (no Keras, TF Hub, TF Text Python
-       or keras_rec; TF Text kernels loaded as libraries) loads the
-       SavedModel and must reproduce the in-memory outputs at two batch sizes.
+    4. `check_serving`: a fresh process with TensorFlow only (no Keras, TF
+       Hub, TF Text Python or keras_rec; TF Text kernels loaded as libraries)
+       loads the SavedModel through TF Serving's Session-based loader and
+       through `tf.saved_model.load`; each must reproduce the in-memory
+       outputs at two batch sizes, answer every warmup record, and answer
+       the REST example requests with the stored responses.
 
     Then the directory is renamed to the next integer version (or `version`),
     under a lock. A crash at any point leaves no integer directory behind;
@@ -110,7 +118,7 @@ def export(
         version: int or None. None takes the latest version + 1.
         target: str or None. TF Serving build for the op check
             (`keras_rec.serving.available_targets()`); None skips it.
-        fresh_process_check: bool. Run step 4.
+        serving_check: bool. Run step 4.
         warmup: bool. Write the warmup requests.
         assets_extra: dict of file name -> contents written to `assets.extra/`.
         metadata: dict recorded in `assets.extra/keras_rec_export.json`.
@@ -118,7 +126,7 @@ def export(
             (only the chief writes when several workers train together; the
             others save to a temporary directory that is deleted, since saving
             a distributed model involves every worker).
-        atol: float. Tolerance of the fresh-process comparison.
+        atol: float. Tolerance of the serving check's comparisons.
 
     Returns:
         An `ExportResult`.
@@ -138,8 +146,9 @@ def export(
     start = time.perf_counter()
     path = versioned_dir.model_dir(base_dir, model_name)
     versioned_dir.check_version(path, version)
-    root, signatures = _trackable_and_signatures(model, signatures)
+    exported, signatures = _exported_and_signatures(model, signatures)
     concrete = serving_signature.concrete_signatures(signatures)
+    root = serving_root(exported, concrete.values())
     default = concrete[serving_signature.SERVING_DEFAULT]
     specs = serving_signature.input_specs(default)
     inputs = serving_signature.normalize_examples(examples, specs)
@@ -177,20 +186,10 @@ def export(
         files = _write_assets_extra(
             temp_dir, model_name, inputs, expected_by_batch[rows], warmup, assets_extra
         )
-        fresh = None
-        if fresh_process_check:
-            from keras_rec.serving.fresh_process_check import (
-                check_in_fresh_process,
-                tf_text_op_libraries,
-            )
-
-            fresh = check_in_fresh_process(
-                temp_dir,
-                inputs_by_batch,
-                expected_by_batch,
-                op_libraries=tf_text_op_libraries() if _uses_non_core_ops(temp_dir) else (),
-                atol=atol,
-                rtol=atol,
+        checked = None
+        if serving_check:
+            checked = check_serving(
+                temp_dir, inputs_by_batch, expected_by_batch, atol=atol, rtol=atol
             )
         record = {
             "model_name": model_name,
@@ -211,26 +210,22 @@ def export(
         raise
     files = [os.path.join(final_dir, os.path.relpath(f, temp_dir)) for f in files]
     result = ExportResult(
-        model_name, version, final_dir, True, op_check, fresh, files, time.perf_counter() - start
+        model_name, version, final_dir, True, op_check, checked, files, time.perf_counter() - start
     )
     logger.info("Exported %s version %d to %s", model_name, version, final_dir)
     return result
 
 
-def _trackable_and_signatures(model: Any, signatures: Mapping[str, Any] | None):
+def _exported_and_signatures(model: Any, signatures: Mapping[str, Any] | None):
     import keras
     import tensorflow as tf
 
     from keras_rec.serving.serving_signature import SERVING_DEFAULT, keras_serving_function
 
     if isinstance(model, keras.Model):
-        # Track the layers, not the model: a compiled model also tracks its
-        # optimizer, whose slots would double or triple the export.
-        root = tf.Module()
-        root.keras_layers = list(model.layers)
         if signatures is None:
             signatures = {SERVING_DEFAULT: keras_serving_function(model)}
-        return root, signatures
+        return model, signatures
     if signatures is None:
         raise ValueError(
             "`signatures` is required unless `model` is a Keras model: pass "
@@ -263,12 +258,6 @@ def _write_assets_extra(temp_dir, model_name, inputs, outputs, warmup, assets_ex
         _write_file(os.path.join(extra_dir, name), data)
         files.append(os.path.join(extra_dir, name))
     return files
-
-
-def _uses_non_core_ops(saved_model_dir: str) -> bool:
-    from keras_rec.serving.saved_model_ops import list_core_ops, list_saved_model_ops
-
-    return bool(list_saved_model_ops(saved_model_dir) - list_core_ops())
 
 
 def _describe_signature(function) -> dict[str, Any]:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
-
-_CORE_OPS_SCRIPT = """
-import json
-from tensorflow.core.framework import op_def_pb2
-from tensorflow.python.client import pywrap_tf_session as c_api
-
-buffer = c_api.TF_GetAllOpList()
-ops = op_def_pb2.OpList.FromString(c_api.TF_GetBuffer(buffer))
-print(json.dumps(sorted(op.name for op in ops.op)))
-"""
-
+from typing import Any
 
 def list_saved_model_ops(path: str) -> set[str]:
     """Returns every op type in a SavedModel: its graph and its function library.
@@ -34,6 +25,67 @@ def list_saved_model_ops(path: str) -> set[str]:
     >>> sorted(ops - keras_rec.serving.list_core_ops())
     ['NormalizeUTF8', 'RegexSplitWithOffsets', 'WordpieceTokenizeWithOffsets']
     """
+    ops = set()
+    for meta_graph in _read_saved_model(path).meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def serving_signature_specs(path: str, signature: str) -> dict[str, Any]:
+    """The input `tf.TensorSpec`s of a signature of the `serve` MetaGraph, by input name.
+
+    Read from `saved_model.pb` alone, as TF Serving reads the SignatureDef:
+    no graph is loaded.
+
+    Args:
+        path: str. A SavedModel directory or its `saved_model.pb`.
+        signature: str. The signature name, e.g. `"serving_default"`.
+
+    Returns:
+        `{input name: tf.TensorSpec}` with the SignatureDef's dtype and shape.
+    """
+    import tensorflow as tf
+
+    for meta_graph in _read_saved_model(path).meta_graphs:
+        if "serve" not in meta_graph.meta_info_def.tags:
+            continue
+        if signature not in meta_graph.signature_def:
+            raise ValueError(
+                f"The SavedModel {path} has no signature {signature!r}. Its signatures: "
+                f"{sorted(meta_graph.signature_def)}"
+            )
+        return {
+            name: tf.TensorSpec(
+                tf.TensorShape(info.tensor_shape), tf.dtypes.as_dtype(info.dtype), name=name
+            )
+            for name, info in sorted(meta_graph.signature_def[signature].inputs.items())
+        }
+    raise ValueError(f"The SavedModel {path} has no MetaGraph tagged 'serve'.")
+
+
+@functools.lru_cache(maxsize=1)
+def list_core_ops() -> frozenset[str]:
+    """Returns the ops registered by TensorFlow alone, without TF Text or other libraries.
+
+    Lists the op registry of a fresh Python process that imports only
+    `tensorflow`, so ops that this process loaded from extension libraries
+    (TF Text's `.so` files) do not count.
+    """
+    from keras_rec.serving import fresh_process
+
+    result = subprocess.run(
+        [sys.executable, "-P", os.path.abspath(fresh_process.__file__), "--core-ops"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    return frozenset(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _read_saved_model(path: str):
     from tensorflow.core.protobuf import saved_model_pb2
 
     if os.path.isdir(path):
@@ -44,27 +96,4 @@ def list_saved_model_ops(path: str) -> set[str]:
             f"Received: path={path!r}"
         )
     with open(path, "rb") as file:
-        saved_model = saved_model_pb2.SavedModel.FromString(file.read())
-    ops = set()
-    for meta_graph in saved_model.meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return ops
-
-
-def list_core_ops() -> set[str]:
-    """Returns the ops registered by TensorFlow alone, without TF Text or other libraries.
-
-    Lists the op registry of a fresh Python process that imports only
-    `tensorflow`, so ops that this process loaded from extension libraries
-    (TF Text's `.so` files) do not count.
-    """
-    result = subprocess.run(
-        [sys.executable, "-c", _CORE_OPS_SCRIPT],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+        return saved_model_pb2.SavedModel.FromString(file.read())

@@ -505,14 +505,28 @@ def test_keras_round_trip_keeps_fine_tuned_weights(paths, tmp_path):
     original = _module_values(HubLayer(paths["encoder"]))
     assert not np.array_equal(tuned["dense_kernel"], original["dense_kernel"])
 
-    reloaded = assert_keras_round_trip(model, inputs, tmp_path)
+    reloaded = assert_keras_round_trip(model, inputs, tmp_path, safe_mode=False)
     reloaded_encoder = reloaded.get_layer("encoder")
     assert isinstance(reloaded_encoder, HubLayer) and reloaded_encoder.trainable
     for name, value in _module_values(reloaded_encoder).items():
         np.testing.assert_array_equal(value, tuned[name])
 
 
-@pytest.mark.parametrize("method", ["export", "tf"])
+def test_loading_a_keras_file_with_a_hub_layer_needs_unsafe_mode(paths, tmp_path):
+    model, _ = _classifier(paths["encoder"], trainable=False)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    # The .keras file names a SavedModel path: loading it runs that graph.
+    with pytest.raises(ValueError, match=r"(?s)`HubLayer`.*safe_mode=False"):
+        keras.saving.load_model(path)
+    reloaded = keras.saving.load_model(path, safe_mode=False)
+    inputs = _encoder_inputs()
+    np.testing.assert_allclose(reloaded(inputs), model(inputs), atol=1e-6)
+    # Outside a deserialization, a config is the caller's own and is trusted.
+    assert isinstance(HubLayer.from_config(model.get_layer("encoder").get_config()), HubLayer)
+
+
+@pytest.mark.parametrize("method", ["export", "serving_root"])
 def test_saved_model_round_trip_in_fresh_process(paths, tmp_path, method):
     model = _text_classifier(paths)
     model.compile(optimizer="sgd", loss="mse")

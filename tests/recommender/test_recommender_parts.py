@@ -102,7 +102,7 @@ def test_brute_force_top_k_in_a_saved_model(tmp_path):
     model = keras.Model(query, {"scores": scores, "item_ids": ids})
     q = rng.normal(size=(2, 4)).astype("float32")
     result = export(model, tmp_path, "index", examples={"query": q}, chief=True)
-    assert result.fresh_process["ok"]  # same top-k ids and scores in a TensorFlow-only process
+    assert result.serving_check["ok"]  # same top-k ids and scores in a TensorFlow-only process
     served = tf.saved_model.load(result.path).signatures["serving_default"]
     expected = np.argsort(-(q @ candidates.T), axis=1, kind="stable")[:, :3] * 10
     np.testing.assert_array_equal(served(query=tf.constant(q))["item_ids"].numpy(), expected)

@@ -63,7 +63,7 @@ def test_exported_user_retrieval_equals_in_memory_and_numpy(parts, tmp_path):
 
     result = export(module, tmp_path, "retrieval", examples={"user_id": user_ids},
                     signatures={"serving_default": module.serve}, chief=True)
-    assert result.fresh_process["ok"]
+    assert result.serving_check["ok"]
     served = tf.saved_model.load(result.path).signatures["serving_default"]
     outputs = served(user_id=tf.constant(user_ids))
     np.testing.assert_array_equal(outputs["item_ids"].numpy(), in_memory["item_ids"])

@@ -11,15 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_rec.cli import main
 from keras_rec.hub import HubLayer
-from keras_rec.serving.fresh_process_check import (
-    FreshProcessCheckError,
-    check_in_fresh_process,
-    tf_text_op_libraries,
-)
+from keras_rec.serving.fresh_process import ServingCheckError
 from keras_rec.serving.op_check import ServingCompatibilityError
 from keras_rec.serving.rest_examples import REST_FILES, predict_rest, rest_mismatches
 from keras_rec.serving.saved_model_export import export
+from keras_rec.serving.serving_check import check_serving
 from keras_rec.serving.versioned_dir import list_versions
 from keras_rec.serving.warmup_requests import read_warmup_requests
 
@@ -70,9 +68,11 @@ def test_text_model_export_is_checked_and_published(text_export):
     assert result.path.endswith(os.path.join("sentiment", "1"))
     assert os.path.isfile(os.path.join(result.path, "saved_model.pb"))
     assert result.op_check.ok and result.op_check.target == "tfserving-2.19"
-    fresh = result.fresh_process
-    assert fresh["ok"] and fresh["batch_sizes"] == [len(TEXTS), 1]
-    assert fresh["outputs"] == ["probabilities"] and fresh["op_libraries"] > 0
+    checked = result.serving_check
+    assert checked["ok"] and checked["batch_sizes"] == [len(TEXTS), 1]
+    assert checked["loaders"] == ["session", "object_graph"]
+    assert checked["warmup_requests"] == 4 and checked["rest_examples"] == ["inputs", "instances"]
+    assert checked["outputs"] == ["probabilities"] and checked["op_libraries"] > 0
     # Only the version directory (and the lock file) is visible to TF Serving.
     entries = sorted(os.listdir(os.path.dirname(result.path)))
     assert entries == [".keras_rec_export.lock", "1"]
@@ -124,8 +124,8 @@ def test_multi_input_model_rest_and_fresh_process(tmp_path):
     model = _two_input_model()
     examples = _two_input_examples()
     result = export(model, tmp_path, "ranker", examples=examples, chief=True)
-    assert result.fresh_process["outputs"] == ["logits", "score"]
-    assert result.fresh_process["op_libraries"] == 0  # core ops only
+    assert result.serving_check["outputs"] == ["logits", "score"]
+    assert result.serving_check["op_libraries"] == 0  # core ops only
     signature = tf.saved_model.load(result.path).signatures["serving_default"]
     extra = os.path.join(result.path, "assets.extra")
     request = json.load(open(os.path.join(extra, "rest_request_instances.json")))
@@ -144,7 +144,7 @@ def test_versions_only_grow_and_are_never_overwritten(tmp_path):
 
     def run(**kwargs):
         return export(
-            model, tmp_path, "m", examples=examples, chief=True, fresh_process_check=False,
+            model, tmp_path, "m", examples=examples, chief=True, serving_check=False,
             warmup=False, **kwargs,
         )
 
@@ -184,7 +184,7 @@ _KILL_SCRIPT = textwrap.dedent(
     x = keras.Input(shape=(2,), name="x")
     model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
     export_module.export(model, base, "m", examples={"x": np.ones((2, 2), "float32")},
-                         chief=True, fresh_process_check=False)
+                         chief=True, serving_check=False)
     """
 )
 
@@ -204,7 +204,7 @@ def test_a_killed_export_leaves_no_version_and_a_rerun_works(tmp_path, point):
     x = keras.Input(shape=(2,), name="x")
     model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
     result = export(model, tmp_path, "m", examples={"x": np.ones((2, 2), "float32")}, chief=True,
-                    fresh_process_check=False)
+                    serving_check=False)
     assert result.version == 1
     assert sorted(os.listdir(tmp_path / "m")) == [".keras_rec_export.lock", "1"]
 
@@ -238,18 +238,16 @@ def test_hub_encoder_module_exports_with_tf_text_kernels(tiny_hub_dir, tmp_path)
     result = export(module, tmp_path, "encoder", examples=TEXTS,
                     signatures={"serving_default": embed}, target="tfserving-2.20", chief=True)
     assert result.op_check.target == "tfserving-2.20"
-    assert result.fresh_process["ok"] and result.fresh_process["op_libraries"] > 0
+    assert result.serving_check["ok"] and result.serving_check["op_libraries"] > 0
     assert "WordpieceTokenizeWithOffsets" in result.op_check.ops
 
 
-def test_fresh_process_check_reports_a_mismatch(text_export):
+def test_serving_check_reports_a_mismatch(text_export):
     _, result = text_export
     inputs = {"text": np.array([b"good", b"bad"], dtype=object)}
     wrong = {"probabilities": np.zeros((2, 3), np.float32)}
-    with pytest.raises(FreshProcessCheckError, match="'probabilities': max abs diff"):
-        check_in_fresh_process(
-            result.path, {2: inputs}, {2: wrong}, op_libraries=tf_text_op_libraries()
-        )
+    with pytest.raises(ServingCheckError, match=r"\[session\] batch 2: 'probabilities': max abs"):
+        check_serving(result.path, {2: inputs}, {2: wrong})
 
 
 def test_non_chief_worker_writes_nothing(tmp_path):
@@ -291,3 +289,104 @@ def test_bad_arguments_fail_before_writing(tmp_path, kwargs, error, match):
         export(model, chief=True, **arguments)
     assert not any(name.isdigit() for name in os.listdir(tmp_path / "m")) if os.path.isdir(
         tmp_path / "m") else True
+
+
+# === TF Serving's loader path ===
+
+
+def _lookup_model():
+    """Dense, Embedding and StringLookup (a table with a vocabulary) in one functional model."""
+    genre = keras.Input(shape=(), dtype="string", name="genre")
+    rows = keras.layers.StringLookup(vocabulary=["drama", "comedy", "horror"], name="lookup")(genre)
+    embedded = keras.layers.Embedding(4, 3, name="embedding")(rows)
+    score = keras.layers.Dense(1, name="score")(keras.layers.Dense(5, name="hidden")(embedded))
+    model = keras.Model(genre, {"score": score})
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(tf.constant(["drama", "comedy", "x"]), np.ones((3, 1)), epochs=1, verbose=0)
+    return model
+
+
+GENRES = ["drama", "horror", "unknown genre", "comedy"]
+
+
+@pytest.fixture(scope="module")
+def lookup_export(tmp_path_factory):
+    model = _lookup_model()
+    base = str(tmp_path_factory.mktemp("lookup_models"))
+    return model, export(model, base, "genre_score", examples=GENRES, chief=True)
+
+
+def test_keras_model_answers_through_the_session_loader(lookup_export):
+    model, result = lookup_export
+    checked = result.serving_check
+    assert checked["loaders"] == ["session", "object_graph"] and checked["op_libraries"] == 0
+    assert checked["warmup_requests"] == 3 and checked["max_abs_diff"] <= 1e-5
+    # The check's own Session path, run here by hand as TF Serving would.
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], result.path)
+        signature = meta_graph.signature_def["serving_default"]
+        served = session.run(
+            signature.outputs["score"].name,
+            {signature.inputs["genre"].name: np.array([g.encode() for g in GENRES], object)},
+        )
+    np.testing.assert_allclose(served, model(tf.constant(GENRES))["score"], atol=1e-6)
+
+
+def test_saved_model_cli_run_answers_like_the_model(lookup_export, tmp_path):
+    model, result = lookup_export
+    np.save(tmp_path / "genre.npy", np.array([g.encode() for g in GENRES]))
+    saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    process = subprocess.run(
+        [saved_model_cli, "run", "--dir", result.path, "--tag_set", "serve",
+         "--signature_def", "serving_default", "--inputs", f"genre={tmp_path / 'genre.npy'}",
+         "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    served = np.load(tmp_path / "out" / "score.npy")
+    np.testing.assert_allclose(served, model(tf.constant(GENRES))["score"], atol=1e-6)
+
+
+def test_the_check_refuses_a_module_holding_keras_layers(tmp_path):
+    """The save that TF Serving cannot serve (tensorflow/tensorflow#72963) is caught."""
+    model = _lookup_model()
+    module = tf.Module()
+    module.layers = list(model.layers)  # Keras 3 layers, not their tf.Variables.
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="genre")])
+    def serve(genre):
+        return {"score": model(genre)["score"]}
+
+    path = str(tmp_path / "broken")
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+    with pytest.raises(ServingCheckError, match=r"(?s)\[session\] made-up.*Could not find var"):
+        check_serving(path)
+    assert main(["check-serving", path]) == 1  # what a user runs on it
+    # The same model from the exporter's root passes the same check.
+    fixed = export(model, tmp_path, "fixed", examples=GENRES, chief=True, warmup=False)
+    assert check_serving(fixed.path)["batch_sizes"] == [len(GENRES), 1]
+
+
+def test_check_serving_command_replays_warmup_and_rest_files(text_export, capsys):
+    _, result = text_export
+    assert main(["check-serving", result.path]) == 0
+    report = json.loads(capsys.readouterr().out)["serving_check"]
+    assert report["warmup_requests"] == 4 and report["rest_examples"] == ["inputs", "instances"]
+    assert report["batch_sizes"] == [len(TEXTS), 1] and report["op_libraries"] > 0
+
+
+def test_a_failing_warmup_record_fails_the_check(lookup_export, tmp_path):
+    import shutil
+
+    from keras_rec.serving.warmup_requests import write_warmup_requests
+
+    _, result = lookup_export
+    copy = str(tmp_path / "copy")
+    shutil.copytree(result.path, copy)
+    # A record feeding a float where the signature takes strings: TF Serving
+    # refuses the whole version when a warmup request fails.
+    write_warmup_requests(copy, "genre_score", {"genre": np.ones(2, np.float32)})
+    with pytest.raises(ServingCheckError, match="warmup record 0 failed"):
+        check_serving(copy)

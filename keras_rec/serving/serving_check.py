@@ -1,0 +1,242 @@
+"""`check_serving`: does a SavedModel load and answer the way TF Serving will load it?
+
+Every request goes to a fresh TensorFlow-only process (`fresh_process`) that
+loads the SavedModel through TF Serving's own path, the Session-based C++
+loader (`"session"`), and through `tf.saved_model.load` (`"object_graph"`,
+what Python consumers such as `HubLayer` and MLflow's pyfunc use). The
+requests, and what each answer is compared with:
+
+- the signature at two batch sizes: equal to the in-memory model's outputs
+  (given by the exporter), or, for an export already on disk, to the
+  response in its REST example for the same rows;
+- every record of `assets.extra/tf_serving_warmup_requests`: TF Serving
+  replays them at load and refuses the version if one fails, so each must
+  answer;
+- every REST example request in `assets.extra/`: decoded as TF Serving's
+  REST front end decodes it, answered, encoded back, equal to the stored
+  response file.
+
+A SavedModel with none of these files (e.g. a TF Hub module) is called on
+inputs made up from its signature, and both loaders must answer alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from keras_rec.serving.fresh_process import (
+    LOADERS,
+    ServingCheckError,
+    answer_in_fresh_process,
+    tf_text_op_libraries,
+)
+from keras_rec.serving.serving_signature import SERVING_DEFAULT, take_rows
+
+EXTRA_DIR = "assets.extra"
+
+
+def check_serving(
+    saved_model_dir: str,
+    inputs_by_batch: Mapping[int, Mapping[str, Any]] | None = None,
+    expected_by_batch: Mapping[int, Mapping[str, Any]] | None = None,
+    signature: str = SERVING_DEFAULT,
+    loaders: Sequence[str] = LOADERS,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    timeout: float = 600,
+) -> dict[str, Any]:
+    """Loads `saved_model_dir` as TF Serving does and checks every answer.
+
+    Args:
+        saved_model_dir: str. The SavedModel (a version directory).
+        inputs_by_batch: `{batch size: {input name: array}}` or None. None
+            takes the rows of the REST example request (all, then the first),
+            or made-up inputs when there is none.
+        expected_by_batch: `{batch size: {output name: array}}`, the
+            in-memory outputs for `inputs_by_batch`; required with it.
+        signature: str. The signature the batch requests call.
+        loaders: the loaders of `keras_rec.serving.fresh_process.LOADERS` to check.
+        atol, rtol: float. Tolerances for floating-point outputs; other dtypes
+            must be equal.
+        timeout: float. Seconds allowed to the fresh process.
+
+    Returns:
+        A report: `{"ok": True, "loaders", "batch_sizes", "warmup_requests",
+        "rest_examples", "outputs", "max_abs_diff", "load_seconds", "seconds",
+        "op_libraries", "tensorflow"}`.
+
+    Raises:
+        ServingCheckError: the SavedModel did not load, a request failed, or an
+            answer differs; the message names the loader, request and output.
+    """
+    from keras_rec.serving.rest_examples import REST_FILES, rest_request_inputs
+    from keras_rec.serving.saved_model_ops import serving_signature_specs
+
+    start = time.perf_counter()
+    specs = serving_signature_specs(saved_model_dir, signature)
+    if (inputs_by_batch is None) != (expected_by_batch is None):
+        raise ValueError("Pass both `inputs_by_batch` and `expected_by_batch`, or neither.")
+    requests: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    batch_sizes: list[int] = []
+    expected_arrays: dict[str, Mapping[str, Any]] = {}
+    expected_rest: dict[str, tuple[str, Any]] = {}
+
+    rest_files = {
+        style: _read_json_pair(saved_model_dir, files) for style, files in REST_FILES.items()
+    }
+    rest_files = {style: pair for style, pair in rest_files.items() if pair is not None}
+    for style, (request, response) in rest_files.items():
+        request_signature = request.get("signature_name", SERVING_DEFAULT)
+        style_specs = serving_signature_specs(saved_model_dir, request_signature)
+        _, inputs = rest_request_inputs(request, style_specs)
+        requests[f"REST {style} example"] = (request_signature, inputs)
+        expected_rest[f"REST {style} example"] = (style, response)
+
+    if inputs_by_batch is not None:
+        for size, inputs in inputs_by_batch.items():
+            requests[f"batch {size}"] = (signature, inputs)
+            batch_sizes.append(size)
+            expected_arrays[f"batch {size}"] = expected_by_batch[size]
+    elif "inputs" in rest_files:
+        request, response = rest_files["inputs"]
+        _, inputs = rest_request_inputs(request, specs)
+        rows = len(next(iter(inputs.values())))
+        for size in sorted({rows, 1}, reverse=True):
+            requests[f"batch {size}"] = (signature, take_rows(inputs, size))
+            batch_sizes.append(size)
+            expected_rest[f"batch {size}"] = ("inputs", _first_rows(response, size))
+    else:
+        requests["made-up batch 2"] = (signature, _made_up_inputs(specs, 2))
+        batch_sizes.append(2)
+
+    warmup = _warmup_requests(saved_model_dir)
+    for index, (warmup_signature, inputs) in enumerate(warmup):
+        requests[f"warmup record {index}"] = (warmup_signature or SERVING_DEFAULT, inputs)
+
+    served = answer_in_fresh_process(
+        saved_model_dir,
+        requests,
+        loaders=loaders,
+        op_libraries=tf_text_op_libraries(),
+        timeout=timeout,
+    )
+    problems, max_abs_diff, output_names = [], 0.0, set()
+    for loader in loaders:
+        for request_id, message in served["errors"][loader].items():
+            problems.append(f"[{loader}] {request_id} failed: {message}")
+        answers = served["answers"][loader]
+        for request_id, expected in expected_arrays.items():
+            if request_id in answers:
+                diff, found = _compare_arrays(answers[request_id], expected, atol, rtol)
+                max_abs_diff = max(max_abs_diff, diff)
+                problems.extend(f"[{loader}] {request_id}: {p}" for p in found)
+                output_names.update(answers[request_id])
+        for request_id, (style, response) in expected_rest.items():
+            if request_id in answers:
+                problems.extend(
+                    f"[{loader}] {request_id}: {p}"
+                    for p in _compare_rest(answers[request_id], style, response, atol, rtol)
+                )
+                output_names.update(answers[request_id])
+    if len(loaders) > 1 and not expected_arrays and not expected_rest:
+        first, *others = loaders
+        for request_id, answer in served["answers"][first].items():
+            output_names.update(answer)
+            for other in others:
+                if request_id in served["answers"][other]:
+                    _, found = _compare_arrays(
+                        served["answers"][other][request_id], answer, atol, rtol
+                    )
+                    problems.extend(f"[{other} vs {first}] {request_id}: {p}" for p in found)
+    if served["leaked_modules"]:
+        problems.append(f"modules imported that TF Serving lacks: {served['leaked_modules']}")
+    if problems:
+        raise ServingCheckError(
+            f"The SavedModel {saved_model_dir} does not answer as TF Serving needs:\n  "
+            + "\n  ".join(problems)
+        )
+    return {
+        "ok": True,
+        "loaders": list(loaders),
+        "batch_sizes": batch_sizes,
+        "warmup_requests": len(warmup),
+        "rest_examples": sorted(rest_files),
+        "outputs": sorted(output_names),
+        "max_abs_diff": max_abs_diff,
+        "load_seconds": served["load_seconds"],
+        "seconds": round(time.perf_counter() - start, 2),
+        "op_libraries": served["op_libraries"],
+        "tensorflow": served["tensorflow"],
+    }
+
+
+def _compare_arrays(actual, expected, atol, rtol) -> tuple[float, list[str]]:
+    if sorted(actual) != sorted(expected):
+        return 0.0, [f"outputs {sorted(actual)} != expected {sorted(expected)}"]
+    problems, max_abs_diff = [], 0.0
+    for name in expected:
+        want, got = np.asarray(expected[name]), np.asarray(actual[name])
+        if want.shape != got.shape:
+            problems.append(f"{name!r}: shape {got.shape} != {want.shape}")
+        elif want.dtype.kind == "f":
+            diff = float(np.max(np.abs(got - want))) if want.size else 0.0
+            max_abs_diff = max(max_abs_diff, diff)
+            if not np.allclose(got, want, atol=atol, rtol=rtol):
+                problems.append(f"{name!r}: max abs diff {diff:.3g}")
+        elif not np.array_equal(got, want):
+            problems.append(f"{name!r}: values differ")
+    return max_abs_diff, problems
+
+
+def _compare_rest(answer, style, response, atol, rtol) -> list[str]:
+    from keras_rec.serving.rest_examples import rest_mismatches, rest_response
+
+    return rest_mismatches(rest_response(answer, style), response, atol, rtol)
+
+
+def _first_rows(response: Mapping[str, Any], rows: int) -> dict[str, Any]:
+    """The columnar ("inputs" style) REST response cut to its first `rows` rows."""
+    outputs = response["outputs"]
+    if isinstance(outputs, Mapping):
+        return {"outputs": {name: column[:rows] for name, column in outputs.items()}}
+    return {"outputs": outputs[:rows]}
+
+
+def _read_json_pair(saved_model_dir: str, files: tuple[str, str]):
+    paths = [os.path.join(saved_model_dir, EXTRA_DIR, name) for name in files]
+    if not all(os.path.isfile(path) for path in paths):
+        return None
+    bodies = []
+    for path in paths:
+        with open(path, encoding="utf-8") as file:
+            bodies.append(json.load(file))
+    return tuple(bodies)
+
+
+def _warmup_requests(saved_model_dir: str) -> list[tuple[str, dict[str, np.ndarray]]]:
+    from keras_rec.serving.warmup_requests import WARMUP_FILE, read_warmup_requests
+
+    if not os.path.isfile(os.path.join(saved_model_dir, WARMUP_FILE)):
+        return []
+    return read_warmup_requests(saved_model_dir)
+
+
+def _made_up_inputs(specs, rows: int) -> dict[str, np.ndarray]:
+    """Inputs of the signature's dtypes and shapes (open dimensions of size 4)."""
+    inputs = {}
+    for name, spec in specs.items():
+        dims = spec.shape.as_list() if spec.shape.rank is not None else [None]
+        shape = [rows, *[4 if d is None else d for d in dims[1:]]]
+        if spec.dtype.name == "string":
+            inputs[name] = np.full(shape, b"hello world", dtype=object)
+        elif spec.dtype.name == "bool":
+            inputs[name] = np.ones(shape, bool)
+        else:
+            inputs[name] = np.ones(shape, spec.dtype.as_numpy_dtype)
+    return inputs
