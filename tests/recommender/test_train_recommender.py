@@ -131,10 +131,15 @@ def test_cold_start_items_are_retrieved(trained, trained_split):
         "serving_default"]
     cold_items = items[items["item_id"].isin(cold_ids)].head(3)
     hits = query(text=tf.constant(cold_items["text"].tolist()))
-    # Each cold item's own text finds it (the tiny test encoder ties some texts).
+    ids, scores = hits["item_ids"].numpy(), hits["scores"].numpy()
+    # Each cold item's own text finds it. The tiny test encoder's 56-token
+    # vocabulary maps some texts to one vector ("Quiz Show (1994). Drama" ties
+    # with 10+ items at cosine 1.0): then every returned item ties with it.
     for row, item_id in enumerate(cold_items["item_id"]):
-        assert item_id in hits["item_ids"].numpy()[row].tolist()
-    np.testing.assert_allclose(hits["scores"].numpy()[:, 0], 1.0, atol=1e-4)
+        assert item_id in ids[row] or np.allclose(scores[row], 1.0, atol=1e-5), (
+            item_id, ids[row], scores[row])
+    assert any(item_id in ids[row] for row, item_id in enumerate(cold_items["item_id"]))
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-4)
 
 
 def test_bad_settings_fail_before_training(tmp_path, movielens_dir):
