@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -163,13 +164,13 @@ def _run_package_sagemaker(args: argparse.Namespace) -> dict:
 
 
 def _run_train_classifier(args: argparse.Namespace) -> dict:
-    from keras_rec.classifier.train_classifier_cli import run
+    from keras_rec.training.classifier_script import run
 
     return run(args.arguments)
 
 
 def _run_train_recommender(args: argparse.Namespace) -> dict:
-    from keras_rec.recommender.train_recommender_cli import run
+    from keras_rec.training.recommender_script import run
 
     return run(args.arguments)
 
@@ -179,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="keras-rec",
         description="Sentence-transformer models in Keras 3 / TensorFlow.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="log at INFO level, TensorFlow's start-up lines included",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
@@ -336,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    if not args.verbose:
+        # TensorFlow's C++ start-up lines (CUDA probing, CPU features, ...) are
+        # noise on a command line; errors still raise as Python exceptions.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if getattr(args, "passes_arguments", False):
         args.arguments = rest
     elif rest:

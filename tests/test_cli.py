@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from keras_rec.cli import main
 from keras_rec.embeddings.embed_table import read_embeddings_parquet
@@ -113,3 +114,69 @@ def test_script_wrappers_reach_the_cli():
         )
         assert result.returncode == 0, result.stderr
         assert f"keras-rec {command}" in result.stdout
+
+
+# === Unknown flags stop a training run before any work ===
+
+TRAINING_COMMANDS = ["train-recommender", "train-classifier"]
+
+
+def _rejected(argv, tmp_path, capsys) -> str:
+    """Runs `keras-rec ARGV --output-dir TMP/out`; asserts exit 2 and nothing written."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--output-dir", str(out)])
+    assert exit_info.value.code == 2
+    assert not out.exists()
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_unknown_flag_exits_2_naming_it(command, tmp_path, capsys):
+    err = _rejected([command, "--interactions", "my_ratings.csv", "--epochs", "5"], tmp_path,
+                    capsys)
+    assert f"keras-rec {command}: error: unrecognized arguments: --interactions my_ratings.csv" in err
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_misspelt_flag_exits_2_with_the_closest_flag(command, tmp_path, capsys):
+    # `--epoch` was accepted as an abbreviation of `--epochs` before.
+    err = _rejected([command, "--epoch", "5"], tmp_path, capsys)
+    assert "unrecognized arguments: --epoch 5 (--epoch: did you mean --epochs?)" in err
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_unknown_sagemaker_hyperparameter_fails_at_start(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SM_HPS", json.dumps({"epoch": 3, "batch_size": 16}))
+    out = tmp_path / "out"
+    assert main([command, "--output-dir", str(out)]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "`SM_HPS` holds hyperparameters the parser does not know: ['epoch']" in err
+    assert "('epoch': did you mean 'epochs'?)" in err
+
+
+def test_sagemaker_underscore_spellings_are_accepted():
+    from keras_rec.training.classifier_script import build_argument_parser as classifier
+    from keras_rec.training.recommender_script import build_argument_parser as recommender
+    from keras_rec.training.sagemaker_env import parse_training_args
+
+    for build in (recommender, classifier):
+        args = parse_training_args(build(), ["--batch_size", "16", "--learning_rate=0.5"]
+                                   if build is recommender else ["--batch_size", "16"])
+        assert args.batch_size == 16
+
+
+def test_a_rejected_flag_needs_no_tensorflow(tmp_path):
+    script = (
+        "import sys\n"
+        "from keras_rec.cli import main\n"
+        "try:\n"
+        f"    main(['train-recommender', '--no-such-flag', '1', '--output-dir', {str(tmp_path)!r}])\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code, 'tensorflow' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "exit 2 False False", result.stderr[-2000:]
+    assert "unrecognized arguments: --no-such-flag 1" in result.stderr

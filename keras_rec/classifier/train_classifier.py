@@ -2,84 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from keras_rec.training_script import config_dict, new_run_dir, require_positive_ints
+from keras_rec.training.classifier_config import ClassifierTrainingConfig
+from keras_rec.training.script_arguments import config_dict, new_run_dir, require_positive_ints
 
 logger = logging.getLogger(__name__)
 
 BUILTIN_DATASETS = ("sentiment_tweets",)
-
-
-@dataclasses.dataclass
-class ClassifierTrainingConfig:
-    """Settings of `train_classifier` (the CLI flags of `keras-rec train-classifier`).
-
-    Args:
-        data: str. `"sentiment_tweets"` or a CSV/TSV/Parquet path or URL.
-        text_column, label_column: str. Columns of `data`.
-        encoding: str. Text encoding of a CSV file.
-        test_data: str or None. A separate labelled file to evaluate on
-            (instead of the test split); its labels must be known classes.
-        model: str or None. Sentence-transformer path or id (None: the
-            embedded all-MiniLM-L6-v2); exported once to TF Hub format.
-        hub_dir: str or None. An existing `keras-rec export-hub` directory
-            (`preprocess/`, `encoder/`) to use instead of `model`.
-        trainable: bool. Fine-tune the encoder; else train the head on
-            embeddings computed once through the embedding cache.
-        epochs, batch_size: int.
-        head_learning_rate, encoder_learning_rate: float.
-        hidden_units: ints. Hidden layers of the head.
-        dropout: float.
-        validation_fraction, test_fraction: float. Stratified split.
-        seed: int.
-        patience: int. Early stopping on validation loss (0: off).
-        max_examples: int or None. Stratified subsample first (quick runs).
-        output_dir: str. Base directory of the exports (TF Serving's).
-        model_name: str. Export name: `<output_dir>/<model_name>/<version>/`.
-        cache: str or None. Embedding cache root (local or fsspec URL).
-        distribute: str. `none`, `mirrored` or `multi_worker`.
-        target: str. TF Serving build for the op check.
-        mlflow: bool. Track the run with MLflow (also on when
-            `MLFLOW_TRACKING_URI` is set; default store `sqlite:///mlruns.db`).
-        mlflow_experiment: str. MLflow experiment name.
-    """
-
-    data: str = "sentiment_tweets"
-    text_column: str = "text"
-    label_column: str = "label"
-    encoding: str = "utf-8"
-    test_data: str | None = None
-    model: str | None = None
-    hub_dir: str | None = None
-    trainable: bool = False
-    epochs: int = 10
-    batch_size: int = 32
-    head_learning_rate: float = 1e-3
-    encoder_learning_rate: float = 2e-5
-    hidden_units: Sequence[int] = (128,)
-    dropout: float = 0.2
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 42
-    patience: int = 3
-    max_examples: int | None = None
-    output_dir: str = "saved_models"
-    model_name: str = "text_classifier"
-    cache: str | None = None
-    distribute: str = "none"
-    target: str = "tfserving-2.19"
-    mlflow: bool = False
-    mlflow_experiment: str = "keras_rec-text_classifier"
 
 
 def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
@@ -116,7 +53,7 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
     Returns:
         A JSON-serializable summary with the test metrics and export paths.
     """
-    from keras_rec.sagemaker_env import is_chief
+    from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.tracking import tracking_run
 
     _check_config(config)
@@ -136,12 +73,12 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
         build_classifier_head,
         build_text_classifier,
     )
-    from keras_rec.distribute import get_strategy
+    from keras_rec.training.distribute import get_strategy
     from keras_rec.embeddings.text_embedder import text_embedder
     from keras_rec.hub.local_hub import hub_modules
-    from keras_rec.sagemaker_env import is_chief
+    from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.serving.saved_model_export import export
-    from keras_rec.training_plots import plot_training_curves
+    from keras_rec.training.training_plots import plot_training_curves
 
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)

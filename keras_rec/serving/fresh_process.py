@@ -85,6 +85,7 @@ def answer_in_fresh_process(
 
     from keras_rec.serving.saved_model_ops import list_saved_model_ops
 
+    saved_model_dir = os.path.abspath(os.fspath(saved_model_dir))
     unknown = sorted(set(loaders) - set(LOADERS))
     if unknown or not loaders:
         raise ValueError(f"`loaders` must be a non-empty subset of {LOADERS}. Received: {loaders}")

@@ -196,7 +196,7 @@ def _synthetic_inputs(num_users=8, num_items=12, pairs=96, dim=6, seed=0):
 
 
 def test_fit_retrieval_builds_under_the_mirrored_strategy():
-    from keras_rec.distribute import get_strategy
+    from keras_rec.training.distribute import get_strategy
     from keras_rec.recommender.train_recommender import fit_retrieval
 
     strategy = get_strategy("mirrored")

@@ -1,4 +1,4 @@
-"""Tests for the SageMaker training conventions in `keras_rec.sagemaker_env`."""
+"""Tests for the SageMaker training conventions in `keras_rec.training.sagemaker_env`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import pathlib
+import re
 
 import pytest
 
-from keras_rec.sagemaker_env import is_chief, parse_training_args, sagemaker_environment
+from keras_rec.training.sagemaker_env import is_chief, parse_training_args, sagemaker_environment
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +36,32 @@ def _hps(monkeypatch, **values) -> None:
     monkeypatch.setenv("SM_HPS", json.dumps(values))
 
 
-def test_without_sagemaker_it_is_parse_known_args():
-    args, unknown = parse_training_args(_parser(), ["--epochs", "3", "--extra", "x"])
+def test_without_sagemaker_it_is_parse_args():
+    args = parse_training_args(_parser(), ["--epochs", "3"])
     assert (args.epochs, args.learning_rate, args.normalize, args.cache) == (3, 0.1, False, True)
     assert args.output_dir == pathlib.Path("out") and args.data is None
-    assert unknown == ["--extra", "x"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "3", "--extra", "x"], "unrecognized arguments: --extra x"),
+        (["--epoch", "5"], r"arguments: --epoch 5 \(--epoch: did you mean --epochs\?\)"),
+        (["--learnin_rate=0.1"], "--learnin_rate: did you mean --learning-rate"),
+        (["--no-such-flag", "1"], r"unrecognized arguments: --no-such-flag 1$"),
+    ],
+)
+def test_unknown_or_misspelt_arguments_exit_2_naming_them(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_training_args(_parser(), argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(message, error), error
+
+
+def test_sagemaker_underscore_spellings_are_aliases():
+    args = parse_training_args(_parser(), ["--learning_rate", "0.01", "--output_dir=x"])
+    assert (args.learning_rate, args.output_dir) == (0.01, pathlib.Path("x"))
 
 
 def test_hyperparameters_are_converted_defaults(monkeypatch):
@@ -55,18 +77,17 @@ def test_hyperparameters_are_converted_defaults(monkeypatch):
     }
     _hps(monkeypatch, **hyperparameters)
     # SageMaker also passes hyperparameters as arguments, keys as spelled.
-    args, unknown = parse_training_args(_parser(), ["--learning_rate", "0.01"])
+    args = parse_training_args(_parser(), ["--learning_rate", "0.01"])
     assert args.epochs == 4 and isinstance(args.epochs, int)
     assert args.learning_rate == 0.01
     assert (args.loss, args.normalize, args.cache, args.tag) == ("bce", True, False, ["a", "b"])
-    assert unknown == ["--learning_rate", "0.01"]
 
     # Explicit arguments win, including for an `append` option.
-    args, _ = parse_training_args(_parser(), ["--epochs", "9", "--loss", "softmax", "--tag", "c"])
+    args = parse_training_args(_parser(), ["--epochs", "9", "--loss", "softmax", "--tag", "c"])
     assert (args.epochs, args.loss, args.tag) == (9, "softmax", ["c"])
 
     _hps(monkeypatch, normalize=False, cache=False, epochs=2)
-    args, _ = parse_training_args(_parser(), [])
+    args = parse_training_args(_parser(), [])
     # `cache` is the dest of `--no-cache`: its value is taken as it is.
     assert (args.normalize, args.cache, args.epochs) == (False, False, 2)
 
@@ -75,6 +96,7 @@ def test_hyperparameters_are_converted_defaults(monkeypatch):
     "hyperparameters, message",
     [
         ({"epochs": 3, "batch_sise": 8, "warmup": 1}, r"does not know: \['batch_sise', 'warmup'\]"),
+        ({"epoch": 3}, r"does not know: \['epoch'\] \('epoch': did you mean 'epochs'\?\)"),
         ({"epochs": "three"}, r"`SM_HPS\['epochs'\]` must be a valid int"),
         ({"epochs": 2.5}, r"must be a valid int .*Received: 2.5"),
         ({"loss": "mse"}, r"must be one of \['softmax', 'bce'\]"),
@@ -100,22 +122,22 @@ def test_sm_hps_must_be_a_json_object(monkeypatch):
 def test_model_dir_and_training_channel(monkeypatch):
     monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")
     monkeypatch.setenv("SM_CHANNEL_TRAINING", "/opt/ml/input/data/training")
-    args, _ = parse_training_args(_parser(), [])
+    args = parse_training_args(_parser(), [])
     assert args.output_dir == pathlib.Path("/opt/ml/model")  # Through `type`.
     assert args.data == "/opt/ml/input/data/training"
 
-    args, _ = parse_training_args(_parser(), ["--output-dir", "here", "--data=there"])
+    args = parse_training_args(_parser(), ["--output-dir", "here", "--data=there"])
     assert (args.output_dir, args.data) == (pathlib.Path("here"), "there")
 
     _hps(monkeypatch, output_dir="/opt/ml/output/data/model")
-    args, _ = parse_training_args(_parser(), [])
+    args = parse_training_args(_parser(), [])
     assert args.output_dir == pathlib.Path("/opt/ml/output/data/model")
 
     # A parser without these options is left alone.
     other = argparse.ArgumentParser()
     other.add_argument("--epochs", type=int, default=1)
     monkeypatch.delenv("SM_HPS")
-    assert vars(parse_training_args(other, [])[0]) == {"epochs": 1}
+    assert vars(parse_training_args(other, [])) == {"epochs": 1}
 
 
 def test_environment_satisfies_required_options(monkeypatch):
@@ -126,7 +148,7 @@ def test_environment_satisfies_required_options(monkeypatch):
         parse_training_args(parser, [])
     monkeypatch.setenv("SM_CHANNEL_TRAINING", "/opt/ml/input/data/training")
     _hps(monkeypatch, epochs=2)
-    args, _ = parse_training_args(parser, [])
+    args = parse_training_args(parser, [])
     assert (args.data, args.epochs) == ("/opt/ml/input/data/training", 2)
     # The parser is left as it was.
     assert all(action.required for action in parser._actions if action.dest != "help")

@@ -11,6 +11,7 @@ the cluster in `TF_CONFIG`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -28,15 +29,19 @@ _ACCUMULATING = (argparse._AppendAction, argparse._CountAction)
 
 def parse_training_args(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
-) -> tuple[argparse.Namespace, list[str]]:
+) -> argparse.Namespace:
     """Parses a training script's arguments the way a SageMaker job passes them.
 
     Precedence, highest first: arguments on the command line; hyperparameters
     from `SM_HPS`; for `--output-dir`, `SM_MODEL_DIR`, and for `--data`,
-    `SM_CHANNEL_TRAINING`; the parser's defaults. Unknown command-line
-    arguments are returned, not rejected (`parse_known_args`): SageMaker
-    passes every hyperparameter on the command line, some spelled
-    `--batch_size` where the parser knows `--batch-size`.
+    `SM_CHANNEL_TRAINING`; the parser's defaults.
+
+    SageMaker passes the hyperparameters the user set on the command line
+    too, keys as spelled: `--batch_size` is read as `--batch-size`. Anything
+    else the parser does not know stops the run before any work, as argparse
+    does (exit status 2), naming the argument and the closest known flag:
+    a misspelt flag must not train a model of the wrong settings.
+    Abbreviations (`--epoch` for `--epochs`) are not accepted either.
 
     `SM_HPS` keys match an option's dest or long option, with `-` and `_`
     interchangeable (`batch-size`, `batch_size`). Values go through the
@@ -51,7 +56,12 @@ def parse_training_args(
         argv: list of str, optional. The arguments (default: `sys.argv[1:]`).
 
     Returns:
-        The namespace and the list of arguments the parser did not know.
+        The namespace.
+
+    Raises:
+        SystemExit: status 2, on an argument the parser does not know
+            (through `parser.error`).
+        ValueError: `SM_HPS` names a hyperparameter the parser does not know.
 
     Example:
 
@@ -59,7 +69,7 @@ def parse_training_args(
     >>> parser.add_argument("--epochs", type=int, default=1)
     >>> parser.add_argument("--output-dir", default="out")
     >>> # SM_HPS='{"epochs": 3}', SM_MODEL_DIR=/opt/ml/model
-    >>> args, _ = keras_rec.sagemaker_env.parse_training_args(parser, [])
+    >>> args = keras_rec.training.sagemaker_env.parse_training_args(parser, [])
     >>> args.epochs, args.output_dir
     (3, '/opt/ml/model')
     """
@@ -69,6 +79,7 @@ def parse_training_args(
         )
     argv = sys.argv[1:] if argv is None else list(argv)
     options = _options(parser)
+    argv = _dashed_spellings(argv, options)
     defaults: dict[str, Any] = {}
     for option, variable in _ENV_PATHS:
         action = parser._option_string_actions.get(option)
@@ -90,17 +101,56 @@ def parse_training_args(
         for action in parser._actions
         if action.required and (action.dest in defaults or action.dest in late)
     ]
+    allow_abbrev = parser.allow_abbrev
     try:
         for action in relaxed:
             action.required = False
+        parser.allow_abbrev = False
         namespace, unknown = parser.parse_known_args(argv, argparse.Namespace(**defaults))
     finally:
+        parser.allow_abbrev = allow_abbrev
         for action in relaxed:
             action.required = True
+    if unknown:
+        parser.error(unknown_arguments_message(unknown, options))
     for dest, value in late.items():
         if getattr(namespace, dest, None) is actions[dest].default:
             setattr(namespace, dest, value)
-    return namespace, unknown
+    return namespace
+
+
+def unknown_arguments_message(
+    unknown: Sequence[str], options: dict[str, tuple[argparse.Action, str | None]]
+) -> str:
+    """`unrecognized arguments: ...`, with the closest known flag of each unknown one."""
+    flags = sorted({option for _, option in options.values() if option})
+    hints = []
+    for argument in unknown:
+        if not argument.startswith("--"):
+            continue
+        name = argument.split("=", 1)[0]
+        close = difflib.get_close_matches(name.replace("_", "-"), flags, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name}: did you mean {close[0]}?")
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    return f"{message} ({'; '.join(hints)})" if hints else message
+
+
+def _dashed_spellings(
+    argv: list[str], options: dict[str, tuple[argparse.Action, str | None]]
+) -> list[str]:
+    """`--batch_size 32` / `--batch_size=32` -> `--batch-size ...` for known options."""
+    spelled = []
+    for index, argument in enumerate(argv):
+        if argument == "--":
+            return spelled + argv[index:]
+        name, equals, value = argument.partition("=")
+        if name.startswith("--") and "_" in name:
+            known = options.get(_normalize(name))
+            if known is not None and known[1] is not None:
+                argument = known[1] + equals + value
+        spelled.append(argument)
+    return spelled
 
 
 def is_chief() -> bool:
@@ -119,7 +169,7 @@ def is_chief() -> bool:
 
     >>> # TF_CONFIG='{"cluster": {"worker": ["a:1", "b:1"]},
     >>> #             "task": {"type": "worker", "index": 1}}'
-    >>> keras_rec.sagemaker_env.is_chief()
+    >>> keras_rec.training.sagemaker_env.is_chief()
     False
     """
     config = _json_env("TF_CONFIG", dict)
@@ -155,7 +205,7 @@ def sagemaker_environment() -> dict[str, Any]:
 
     Example:
 
-    >>> keras_rec.sagemaker_env.sagemaker_environment()["channels"]
+    >>> keras_rec.training.sagemaker_env.sagemaker_environment()["channels"]
     {'training': '/opt/ml/input/data/training'}
     """
     variables = sorted(name for name in os.environ if name.startswith("SM_"))
@@ -246,9 +296,15 @@ def _hyperparameter_defaults(
         values[action.dest] = _convert(action, option, f"SM_HPS[{key!r}]", value)
     if unknown:
         known = sorted({action.dest for action, _ in options.values()})
+        hints = []
+        for key in sorted(unknown):
+            close = difflib.get_close_matches(_normalize(key), known, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{key!r}: did you mean {close[0]!r}?")
         raise ValueError(
-            f"`SM_HPS` holds hyperparameters the parser does not know: {sorted(unknown)}. "
-            f"Known: {known}."
+            f"`SM_HPS` holds hyperparameters the parser does not know: {sorted(unknown)}"
+            + (f" ({'; '.join(hints)})" if hints else "")
+            + f". Known: {known}."
         )
     return values
 

@@ -1,6 +1,8 @@
 """Flags of `keras-rec train-recommender` (and `scripts/train_recommender.py`).
 
-SageMaker-aware like `train-classifier`: see `keras_rec.sagemaker_env.parse_training_args`.
+SageMaker-aware and strict like `train-classifier`: see
+`keras_rec.training.sagemaker_env.parse_training_args`. Parsing imports no
+TensorFlow: a rejected flag stops the run at once.
 """
 
 from __future__ import annotations
@@ -9,11 +11,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from keras_rec.recommender.train_recommender import (
-    RecommenderTrainingConfig,
-    train_recommender,
-)
-from keras_rec.training_script import (
+from keras_rec.training.recommender_config import RecommenderTrainingConfig
+from keras_rec.training.script_arguments import (
     add_run_arguments,
     parse_hidden_units,
     parse_script_args,
@@ -75,4 +74,6 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         cache=args.cache, distribute=args.distribute, target=args.target,
         mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment,
     )
+    from keras_rec.recommender.train_recommender import train_recommender
+
     return train_recommender(config)

@@ -1,6 +1,6 @@
 """Arguments of `keras-rec train-classifier` / `scripts/train_classifier.py`.
 
-Parsed with `keras_rec.sagemaker_env.parse_training_args`, so the same
+Parsed with `keras_rec.training.sagemaker_env.parse_training_args`, so the same
 script runs locally and as a SageMaker training job (hyperparameters from
 `SM_HPS` or the command line, `--output-dir` defaulting to `SM_MODEL_DIR`,
 `--data` to `SM_CHANNEL_TRAINING`).
@@ -13,11 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from keras_rec.classifier.train_classifier import (
-    ClassifierTrainingConfig,
-    train_classifier,
-)
-from keras_rec.training_script import (
+from keras_rec.training.classifier_config import ClassifierTrainingConfig
+from keras_rec.training.script_arguments import (
     add_run_arguments,
     parse_hidden_units,
     parse_script_args,
@@ -87,4 +84,6 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         model_name=args.model_name, cache=args.cache, distribute=args.distribute,
         target=args.target, mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment,
     )
+    from keras_rec.classifier.train_classifier import train_classifier
+
     return train_classifier(config)

@@ -1,7 +1,7 @@
 import pytest
 import tensorflow as tf
 
-from keras_rec.distribute import get_strategy
+from keras_rec.training.distribute import get_strategy
 
 
 def test_strategies_by_name(monkeypatch):

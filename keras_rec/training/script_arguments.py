@@ -48,7 +48,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, defaults: Any) -> None:
     `--output-dir`, `--cache`, `--distribute`, `--target`, `--mlflow`,
     `--mlflow-experiment`.
     """
-    from keras_rec.distribute import DISTRIBUTE_CHOICES
+    from keras_rec.training.distribute import DISTRIBUTE_CHOICES
 
     parser.add_argument("--output-dir", default=defaults.output_dir,
                         help="base directory of the exports")
@@ -66,16 +66,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, defaults: Any) -> None:
 
 
 def parse_script_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """SageMaker-aware parsing (`keras_rec.sagemaker_env.parse_training_args`).
+    """SageMaker-aware, strict parsing (`keras_rec.training.sagemaker_env.parse_training_args`).
 
-    Unknown arguments (SageMaker passes every hyperparameter) are logged and
-    ignored.
+    An argument the script does not know exits with status 2 before any work,
+    naming it and the closest known flag.
     """
-    import logging
+    from keras_rec.training.sagemaker_env import parse_training_args
 
-    from keras_rec.sagemaker_env import parse_training_args
-
-    args, unknown = parse_training_args(parser, argv)
-    if unknown:
-        logging.getLogger(__name__).warning("Ignoring unknown arguments: %s", unknown)
-    return args
+    return parse_training_args(parser, argv)
