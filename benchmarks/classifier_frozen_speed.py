@@ -60,8 +60,12 @@ def main() -> None:
     from keras_rec.hub.export_hub import export_hub
 
     splits = labeled_texts.prepare_splits(
-        sentiment_tweets()[["text", "label"]], "Dataset 'sentiment_tweets'",
-        validation_fraction=0.05, test_fraction=0.2, seed=args.seed, max_examples=args.examples,
+        sentiment_tweets()[["text", "label"]],
+        "Dataset 'sentiment_tweets'",
+        validation_fraction=0.05,
+        test_fraction=0.2,
+        seed=args.seed,
+        max_examples=args.examples,
     )
     vocabulary, train, test = splits.vocabulary, splits.train, splits.test
 
@@ -76,8 +80,11 @@ def main() -> None:
         return build_classifier_head(sentence_encoder.embedding_dim, len(vocabulary), (128,), 0.2)
 
     def compile_(model):
-        model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
 
     # Cached: embeddings read back from the cache each run, then the head trains.
     start = time.perf_counter()
@@ -86,21 +93,35 @@ def main() -> None:
     head = head_model()
     compile_(head)
     cached_timer = _EpochTimer()
-    head.fit(train_x, train.labels, batch_size=args.batch_size, epochs=args.epochs,
-             shuffle=True, verbose=0, callbacks=[cached_timer.callback])
+    head.fit(
+        train_x,
+        train.labels,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[cached_timer.callback],
+    )
     cached_model = build_text_classifier(
-        os.path.join(hub_dir, "preprocess"), os.path.join(hub_dir, "encoder"),
-        len(vocabulary), head=head,
+        os.path.join(hub_dir, "preprocess"),
+        os.path.join(hub_dir, "encoder"),
+        len(vocabulary),
+        head=head,
     )
 
     # Full: the frozen encoder runs inside every epoch.
     full_model = build_text_classifier(
-        os.path.join(hub_dir, "preprocess"), os.path.join(hub_dir, "encoder"),
-        len(vocabulary), head=head_model(),
+        os.path.join(hub_dir, "preprocess"),
+        os.path.join(hub_dir, "encoder"),
+        len(vocabulary),
+        head=head_model(),
     )
     compile_(full_model)
-    dataset = tf.data.Dataset.from_tensor_slices((train.texts, train.labels)).shuffle(
-        len(train), seed=args.seed).batch(args.batch_size)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((train.texts, train.labels))
+        .shuffle(len(train), seed=args.seed)
+        .batch(args.batch_size)
+    )
     full_timer = _EpochTimer()
     full_model.fit(dataset, epochs=args.epochs, verbose=0, callbacks=[full_timer.callback])
 

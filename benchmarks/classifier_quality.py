@@ -50,8 +50,12 @@ def main() -> None:
     from keras_rec.embeddings import CachedEncoder, SentenceEncoder
 
     splits = labeled_texts.prepare_splits(
-        sentiment_tweets()[["text", "label"]], "Dataset 'sentiment_tweets'",
-        validation_fraction=0.1, test_fraction=0.2, seed=args.seed, max_examples=args.max_examples,
+        sentiment_tweets()[["text", "label"]],
+        "Dataset 'sentiment_tweets'",
+        validation_fraction=0.1,
+        test_fraction=0.2,
+        seed=args.seed,
+        max_examples=args.max_examples,
     )
     train, validation, test = splits.train, splits.validation, splits.test
     fit_texts = train.texts + validation.texts
@@ -70,8 +74,9 @@ def main() -> None:
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     tfidf = LogisticRegression(C=4.0, max_iter=2000)
     tfidf.fit(vectorizer.fit_transform(fit_texts), fit_labels)
-    score("tfidf_logreg", tfidf.predict(vectorizer.transform(test.texts)),
-          time.perf_counter() - start)
+    score(
+        "tfidf_logreg", tfidf.predict(vectorizer.transform(test.texts)), time.perf_counter() - start
+    )
 
     start = time.perf_counter()
     encoder = CachedEncoder(SentenceEncoder(device="cpu"))
@@ -85,24 +90,54 @@ def main() -> None:
 
     start = time.perf_counter()
     booster = xgboost.XGBClassifier(
-        n_estimators=400, max_depth=6, learning_rate=0.1, subsample=0.8,
-        colsample_bytree=0.8, tree_method="hist", random_state=args.seed,
+        n_estimators=400,
+        max_depth=6,
+        learning_rate=0.1,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        tree_method="hist",
+        random_state=args.seed,
     ).fit(fit_x, fit_labels)
     score("minilm_frozen_xgboost", booster.predict(test_x), time.perf_counter() - start)
 
     output_dir = tempfile.mkdtemp(prefix="classifier_quality_")
     common = dict(
-        data="sentiment_tweets", validation_fraction=0.1, test_fraction=0.2, seed=args.seed,
-        max_examples=args.max_examples, output_dir=output_dir,
+        data="sentiment_tweets",
+        validation_fraction=0.1,
+        test_fraction=0.2,
+        seed=args.seed,
+        max_examples=args.max_examples,
+        output_dir=output_dir,
     )
-    runs = [("keras_frozen_head", dict(trainable=False, epochs=args.epochs_frozen, patience=3,
-                                        batch_size=64, hidden_units=(256,), dropout=0.3))]
+    runs = [
+        (
+            "keras_frozen_head",
+            dict(
+                trainable=False,
+                epochs=args.epochs_frozen,
+                patience=3,
+                batch_size=64,
+                hidden_units=(256,),
+                dropout=0.3,
+            ),
+        )
+    ]
     if not args.skip_finetune:
-        runs.append(("keras_finetuned", dict(
-            trainable=True, epochs=args.epochs_finetune, patience=0, batch_size=32,
-            encoder_learning_rate=args.encoder_learning_rate, head_learning_rate=1e-3,
-            hidden_units=(), dropout=0.1,
-        )))
+        runs.append(
+            (
+                "keras_finetuned",
+                dict(
+                    trainable=True,
+                    epochs=args.epochs_finetune,
+                    patience=0,
+                    batch_size=32,
+                    encoder_learning_rate=args.encoder_learning_rate,
+                    head_learning_rate=1e-3,
+                    hidden_units=(),
+                    dropout=0.1,
+                ),
+            )
+        )
     for name, settings in runs:
         summary = train_classifier(ClassifierTrainingConfig(model_name=name, **common, **settings))
         assert summary["test_examples"] == len(test)

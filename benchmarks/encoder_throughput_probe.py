@@ -139,8 +139,10 @@ def main() -> None:
     features = [st.preprocess(batch) for batch in batches]
     tf_inputs = [tokenize(batch) for batch in batches]
     lengths = [int(f["attention_mask"].sum(1).float().mean()) for f in features]
-    print(f"{len(batches)} batches of 64, mean tokens/text {np.mean(lengths):.1f}, "
-          f"padded T {[int(f['input_ids'].shape[1]) for f in features]}")
+    print(
+        f"{len(batches)} batches of 64, mean tokens/text {np.mean(lengths):.1f}, "
+        f"padded T {[int(f['input_ids'].shape[1]) for f in features]}"
+    )
 
     def torch_forward(i):
         with torch.inference_mode():
@@ -189,8 +191,10 @@ def main() -> None:
     for batch in batches:
         serving(**tokenize(batch))["sentence_embedding"].numpy()
     tf_unsorted = time.perf_counter() - start
-    print(f"all texts in one ST.encode call (length-sorted): {st_sorted:.3f}s; "
-          f"tf over unsorted batches: {tf_unsorted:.3f}s ({st_sorted / tf_unsorted:.2f}x)")
+    print(
+        f"all texts in one ST.encode call (length-sorted): {st_sorted:.3f}s; "
+        f"tf over unsorted batches: {tf_unsorted:.3f}s ({st_sorted / tf_unsorted:.2f}x)"
+    )
 
     singles = texts[: args.single]
     single = {
@@ -200,9 +204,9 @@ def main() -> None:
         ].numpy(),
     }
     if preprocess is not None:
-        single["tf preprocess + tf serving"] = lambda t: serving(
-            **preprocess(tf.constant([t]))
-        )["sentence_embedding"].numpy()
+        single["tf preprocess + tf serving"] = lambda t: serving(**preprocess(tf.constant([t])))[
+            "sentence_embedding"
+        ].numpy()
     for run in single.values():
         run(singles[0])
     times = {name: [] for name in single}
@@ -215,8 +219,10 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
     print("single text latency:")
     for name, values in times.items():
-        print(f"  {name:28s} p50 {1000 * statistics.median(values):6.2f} ms  "
-              f"p90 {1000 * np.percentile(values, 90):6.2f} ms")
+        print(
+            f"  {name:28s} p50 {1000 * statistics.median(values):6.2f} ms  "
+            f"p90 {1000 * np.percentile(values, 90):6.2f} ms"
+        )
 
 
 if __name__ == "__main__":

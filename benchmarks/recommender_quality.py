@@ -56,19 +56,25 @@ def quality(args) -> dict:
 
     results = {}
     for name, fraction in (("protocol", 0.0), ("cold", args.cold_start_fraction)):
-        config = RecommenderTrainingConfig(epochs=args.epochs, cold_start_fraction=fraction,
-                                           seed=args.seed)
+        config = RecommenderTrainingConfig(
+            epochs=args.epochs, cold_start_fraction=fraction, seed=args.seed
+        )
         _, inputs, _, _ = prepare_movielens_inputs(config)
         retrieval, _, seconds = fit_retrieval(config, inputs)
         users, items = tower_vectors(retrieval, inputs)
         ours = evaluate_retrieval(users @ items.T, inputs)
         tfrs_users, tfrs_items = train_id_only_baseline(
-            inputs.train_users, inputs.train_items, inputs.num_users, inputs.num_items,
+            inputs.train_users,
+            inputs.train_items,
+            inputs.num_users,
+            inputs.num_items,
             seed=args.seed,
         )
         tfrs = evaluate_retrieval(tfrs_users @ tfrs_items.T, inputs)
         results[name] = {
-            "ours": ours, "tfrs": tfrs, "popularity": popularity_baseline(inputs),
+            "ours": ours,
+            "tfrs": tfrs,
+            "popularity": popularity_baseline(inputs),
             "train_examples_per_second": round(
                 config.epochs * len(inputs.train_items) / seconds, 1
             ),
@@ -81,8 +87,10 @@ def quality(args) -> dict:
 
 def _percentiles(times_s) -> dict:
     times = np.asarray(times_s) * 1e3
-    return {"p50_ms": round(float(np.percentile(times, 50)), 3),
-            "p99_ms": round(float(np.percentile(times, 99)), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(times, 50)), 3),
+        "p99_ms": round(float(np.percentile(times, 99)), 3),
+    }
 
 
 def retrieval_latency(num_items: int, dim: int, repeats: int, seed: int = 0) -> dict:
@@ -101,8 +109,15 @@ def retrieval_latency(num_items: int, dim: int, repeats: int, seed: int = 0) -> 
     model = keras.Model(query, {"scores": scores, "item_ids": ids})
     queries = rng.normal(size=(256, dim)).astype(np.float32)
     with tempfile.TemporaryDirectory() as base:
-        result = export(model, base, "index", examples={"query": queries[:2]}, chief=True,
-                        serving_check=False, warmup=False)
+        result = export(
+            model,
+            base,
+            "index",
+            examples={"query": queries[:2]},
+            chief=True,
+            serving_check=False,
+            warmup=False,
+        )
         serve = tf.saved_model.load(result.path).signatures["serving_default"]
         figures = {}
         for batch in (1, 256):
@@ -122,7 +137,8 @@ def retrieval_latency(num_items: int, dim: int, repeats: int, seed: int = 0) -> 
                 np.take_along_axis(part, np.argsort(-np.take_along_axis(s, part, 1), 1), 1)
                 reference.append(time.perf_counter() - start)
             figures[f"batch_{batch}"] = {
-                "saved_model": _percentiles(served), "numpy": _percentiles(reference),
+                "saved_model": _percentiles(served),
+                "numpy": _percentiles(reference),
                 "p50_ratio_vs_numpy": round(float(np.median(reference) / np.median(served)), 3),
             }
     return figures
@@ -139,10 +155,16 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.speed_only:
-        print(json.dumps({"retrieval_latency": {
-            f"{n // 1000}k_items": retrieval_latency(n, 128, args.repeats)
-            for n in (100_000, 1_000_000)
-        }}))
+        print(
+            json.dumps(
+                {
+                    "retrieval_latency": {
+                        f"{n // 1000}k_items": retrieval_latency(n, 128, args.repeats)
+                        for n in (100_000, 1_000_000)
+                    }
+                }
+            )
+        )
         return
     results = quality(args)
     protocol, cold = results["protocol"], results["cold"]
@@ -166,7 +188,8 @@ def main() -> None:
         "popularity_user_ndcg_at_10": popularity["user_ndcg_at_10"],
         "popularity_cold_start_recall_at_100": cold["popularity"]["cold_start_recall_at_100"],
         "recall_at_10_ratio_vs_tfrs": round(
-            ours["user_recall_at_10"] / tfrs["user_recall_at_10"], 3),
+            ours["user_recall_at_10"] / tfrs["user_recall_at_10"], 3
+        ),
         "ndcg_at_10_ratio_vs_tfrs": round(ours["user_ndcg_at_10"] / tfrs["user_ndcg_at_10"], 3),
         "train_examples_per_second": protocol["train_examples_per_second"],
     }

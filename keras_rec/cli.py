@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sentence-transformer models in Keras 3 / TensorFlow.",
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true",
+        "-v",
+        "--verbose",
+        action="store_true",
         help="log at INFO level, TensorFlow's start-up lines included",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -232,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         "embed-movielens",
         help="precompute and cache the MovieLens-100K item and user embeddings",
     )
-    movielens.add_argument("--data", default=None, help="local MovieLens directory (default: fetch)")
+    movielens.add_argument(
+        "--data", default=None, help="local MovieLens directory (default: fetch)"
+    )
     movielens.add_argument(
         "--output-dir", default=None, help="also write items.parquet and users.parquet here"
     )

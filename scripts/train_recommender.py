@@ -1,4 +1,4 @@
-"""Thin wrapper: `python scripts/train_recommender.py ARGS` == `keras-rec train-recommender ARGS`."""
+"""Thin wrapper: `python scripts/train_recommender.py ARGS` runs `keras-rec train-recommender`."""
 
 import sys
 

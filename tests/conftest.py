@@ -42,9 +42,7 @@ def build_tiny_sentence_transformer(directory: str, seed: int = 0, hidden_size: 
     # transformers 5 takes the vocabulary file as `vocab=`; `vocab_file=` is ignored.
     BertTokenizer(vocab=vocab_file).save_pretrained(base)
     transformer = Transformer(base, max_seq_length=48)
-    model = SentenceTransformer(
-        modules=[transformer, Pooling(hidden_size, "mean")], device="cpu"
-    )
+    model = SentenceTransformer(modules=[transformer, Pooling(hidden_size, "mean")], device="cpu")
     path = os.path.join(directory, "sentence-transformer")
     model.save(path)
     return path

@@ -27,8 +27,19 @@ def test_embed_writes_parquet_and_reuses_the_cache(tiny_model_path, tiny_encoder
     _write_csv(source, [("d1", "the toy story"), ("d2", "star wars"), ("d3", "the movie")])
     output = tmp_path / "out" / "embeddings.parquet"
     args = [
-        "embed", "--input", str(source), "--text-column", "body", "--id-column", "doc_id",
-        "--cache", str(tmp_path / "cache"), "--output", str(output), "--model", tiny_model_path,
+        "embed",
+        "--input",
+        str(source),
+        "--text-column",
+        "body",
+        "--id-column",
+        "doc_id",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--output",
+        str(output),
+        "--model",
+        tiny_model_path,
     ]
     assert main(args) == 0
     summary = _last_json(capsys)
@@ -48,20 +59,44 @@ def test_embed_bad_input_fails_before_touching_the_output(tiny_model_path, tmp_p
     _write_csv(source, [("d1", "a"), ("d2", "b"), ("d1", "c")])
     output = tmp_path / "embeddings.parquet"
     output.write_bytes(b"previous result")
-    code = main([
-        "embed", "--input", str(source), "--text-column", "body", "--id-column", "doc_id",
-        "--cache", str(tmp_path / "cache"), "--output", str(output), "--model", tiny_model_path,
-    ])
+    code = main(
+        [
+            "embed",
+            "--input",
+            str(source),
+            "--text-column",
+            "body",
+            "--id-column",
+            "doc_id",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--output",
+            str(output),
+            "--model",
+            tiny_model_path,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "doc_id" in err and "docs.csv" in err and "1, 3" in err
     assert output.read_bytes() == b"previous result"
     assert not list(tmp_path.glob("*.tmp-*"))
 
-    code = main([
-        "embed", "--input", str(source), "--text-column", "missing_col",
-        "--cache", str(tmp_path / "cache"), "--output", str(output), "--model", tiny_model_path,
-    ])
+    code = main(
+        [
+            "embed",
+            "--input",
+            str(source),
+            "--text-column",
+            "missing_col",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--output",
+            str(output),
+            "--model",
+            tiny_model_path,
+        ]
+    )
     assert code == 2
     assert "missing_col" in capsys.readouterr().err
 
@@ -70,8 +105,14 @@ def test_embed_shards_fill_the_cache_for_a_final_run(tiny_model_path, tmp_path, 
     source = tmp_path / "docs.csv"
     _write_csv(source, [(f"d{i}", f"the movie {i}") for i in range(30)])
     common = [
-        "--input", str(source), "--text-column", "body",
-        "--cache", str(tmp_path / "cache"), "--model", tiny_model_path,
+        "--input",
+        str(source),
+        "--text-column",
+        "body",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--model",
+        tiny_model_path,
     ]
     encoded = 0
     for index in range(2):
@@ -84,8 +125,13 @@ def test_embed_shards_fill_the_cache_for_a_final_run(tiny_model_path, tmp_path, 
 
 def test_embed_movielens_on_the_real_data(tiny_model_path, tmp_path, capsys):
     args = [
-        "embed-movielens", "--model", tiny_model_path, "--cache", str(tmp_path / "cache"),
-        "--output-dir", str(tmp_path / "out"),
+        "embed-movielens",
+        "--model",
+        tiny_model_path,
+        "--cache",
+        str(tmp_path / "cache"),
+        "--output-dir",
+        str(tmp_path / "out"),
     ]
     assert main(args) == 0
     summary = _last_json(capsys)
@@ -105,12 +151,17 @@ def test_embed_movielens_on_the_real_data(tiny_model_path, tmp_path, capsys):
 
 
 def test_script_wrappers_reach_the_cli():
-    for script, command in [("embed.py", "embed"), ("embed_movielens.py", "embed-movielens"),
-                            ("train_classifier.py", "train-classifier"),
-                            ("train_recommender.py", "train-recommender")]:
+    for script, command in [
+        ("embed.py", "embed"),
+        ("embed_movielens.py", "embed-movielens"),
+        ("train_classifier.py", "train-classifier"),
+        ("train_recommender.py", "train-recommender"),
+    ]:
         result = subprocess.run(
             [sys.executable, str(REPO / "scripts" / script), "--help"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         assert f"keras-rec {command}" in result.stdout
@@ -133,9 +184,12 @@ def _rejected(argv, tmp_path, capsys) -> str:
 
 @pytest.mark.parametrize("command", TRAINING_COMMANDS)
 def test_unknown_flag_exits_2_naming_it(command, tmp_path, capsys):
-    err = _rejected([command, "--interactions", "my_ratings.csv", "--epochs", "5"], tmp_path,
-                    capsys)
-    assert f"keras-rec {command}: error: unrecognized arguments: --interactions my_ratings.csv" in err
+    err = _rejected(
+        [command, "--interactions", "my_ratings.csv", "--epochs", "5"], tmp_path, capsys
+    )
+    assert (
+        f"keras-rec {command}: error: unrecognized arguments: --interactions my_ratings.csv" in err
+    )
 
 
 @pytest.mark.parametrize("command", TRAINING_COMMANDS)
@@ -162,8 +216,12 @@ def test_sagemaker_underscore_spellings_are_accepted():
     from keras_rec.training.sagemaker_env import parse_training_args
 
     for build in (recommender, classifier):
-        args = parse_training_args(build(), ["--batch_size", "16", "--learning_rate=0.5"]
-                                   if build is recommender else ["--batch_size", "16"])
+        args = parse_training_args(
+            build(),
+            ["--batch_size", "16", "--learning_rate=0.5"]
+            if build is recommender
+            else ["--batch_size", "16"],
+        )
         assert args.batch_size == 16
 
 
@@ -172,11 +230,13 @@ def test_a_rejected_flag_needs_no_tensorflow(tmp_path):
         "import sys\n"
         "from keras_rec.cli import main\n"
         "try:\n"
-        f"    main(['train-recommender', '--no-such-flag', '1', '--output-dir', {str(tmp_path)!r}])\n"
+        "    main(['train-recommender', '--no-such-flag', '1',\n"
+        f"          '--output-dir', {str(tmp_path)!r}])\n"
         "except SystemExit as exit:\n"
         "    print('exit', exit.code, 'tensorflow' in sys.modules, 'torch' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "exit 2 False False", result.stderr[-2000:]
     assert "unrecognized arguments: --no-such-flag 1" in result.stderr

@@ -69,8 +69,14 @@ def plot_confusion_matrix(report: dict[str, Any], path: str, title: str = "") ->
     axes.set_ylabel("true")
     for i in range(len(names)):
         for j in range(len(names)):
-            axes.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center",
-                      color="white" if shares[i, j] > 0.5 else "black")
+            axes.text(
+                j,
+                i,
+                f"{int(matrix[i, j])}",
+                ha="center",
+                va="center",
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     axes.set_title(title or f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -99,8 +99,10 @@ def stratified_split(
         `(train, validation, test)` `LabeledSplit`s; `rows` are positions in
         `frame`'s index (0-based source rows when `frame` came from a reader).
     """
-    for name, value in (("validation_fraction", validation_fraction),
-                        ("test_fraction", test_fraction)):
+    for name, value in (
+        ("validation_fraction", validation_fraction),
+        ("test_fraction", test_fraction),
+    ):
         if not 0.0 < value < 0.5:
             raise ValueError(f"`{name}` must be in (0, 0.5). Received: {name}={value}")
     labels = encode_labels(frame["label"], vocabulary, source)
@@ -121,7 +123,9 @@ def stratified_split(
     for part in parts:
         order = np.sort(np.asarray(part, dtype=np.int64))
         splits.append(
-            LabeledSplit([texts[i] for i in order], labels[order], positions[order].astype(np.int64))
+            LabeledSplit(
+                [texts[i] for i in order], labels[order], positions[order].astype(np.int64)
+            )
         )
     return tuple(splits)
 

@@ -53,12 +53,13 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
     Returns:
         A JSON-serializable summary with the test metrics and export paths.
     """
-    from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.tracking import tracking_run
+    from keras_rec.training.sagemaker_env import is_chief
 
     _check_config(config)
-    with tracking_run(config.mlflow, config.mlflow_experiment, config.model_name,
-                      chief=is_chief()) as tracker:
+    with tracking_run(
+        config.mlflow, config.mlflow_experiment, config.model_name, chief=is_chief()
+    ) as tracker:
         return _train_classifier(config, tracker)
 
 
@@ -73,11 +74,11 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
         build_classifier_head,
         build_text_classifier,
     )
-    from keras_rec.training.distribute import get_strategy
     from keras_rec.embeddings.text_embedder import text_embedder
     from keras_rec.hub.local_hub import hub_modules
-    from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.serving.saved_model_export import export
+    from keras_rec.training.distribute import get_strategy
+    from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.training.training_plots import plot_training_curves
 
     start = time.perf_counter()
@@ -88,11 +89,18 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     # === Data ===
     frame, source = _load_frame(config)
     splits = labeled_texts.prepare_splits(
-        frame, source, config.validation_fraction, config.test_fraction, config.seed,
+        frame,
+        source,
+        config.validation_fraction,
+        config.test_fraction,
+        config.seed,
         config.max_examples,
     )
     vocabulary, train, validation, test = (
-        splits.vocabulary, splits.train, splits.validation, splits.test
+        splits.vocabulary,
+        splits.train,
+        splits.validation,
+        splits.test,
     )
     if config.test_data is not None:
         test = _external_test_split(config, vocabulary)
@@ -110,8 +118,12 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     with strategy.scope():
         if config.trainable:
             model = build_text_classifier(
-                preprocess_dir, encoder_dir, len(vocabulary), trainable=True,
-                hidden_units=config.hidden_units, dropout=config.dropout,
+                preprocess_dir,
+                encoder_dir,
+                len(vocabulary),
+                trainable=True,
+                hidden_units=config.hidden_units,
+                dropout=config.dropout,
             )
             steps = config.epochs * math.ceil(len(train) / config.batch_size)
             from keras_rec.classifier.scaled_adamw import fine_tuning_optimizer
@@ -128,25 +140,42 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
                 validation_data = _text_dataset(validation, config.batch_size)
             checkpoint_dir = os.path.join(run_dir, "checkpoints")
             os.makedirs(checkpoint_dir, exist_ok=True)
-            callbacks.append(keras.callbacks.ModelCheckpoint(
-                os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
-                save_weights_only=True,
-            ))
-            history = model.fit(train_inputs, validation_data=validation_data,
-                                epochs=config.epochs, callbacks=callbacks, verbose=2)
+            callbacks.append(
+                keras.callbacks.ModelCheckpoint(
+                    os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
+                    save_weights_only=True,
+                )
+            )
+            history = model.fit(
+                train_inputs,
+                validation_data=validation_data,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=2,
+            )
         else:
             embed = text_embedder(sentence_encoder, config.cache, hub_dir)
             train_x = embed(train.texts)
             head = build_classifier_head(
                 train_x.shape[1], len(vocabulary), config.hidden_units, config.dropout
             )
-            head.compile(optimizer=keras.optimizers.Adam(config.head_learning_rate),
-                         loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            head.compile(
+                optimizer=keras.optimizers.Adam(config.head_learning_rate),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
             if len(validation):
                 validation_data = (embed(validation.texts), validation.labels)
-            history = head.fit(train_x, train.labels, batch_size=config.batch_size,
-                               epochs=config.epochs, validation_data=validation_data,
-                               callbacks=callbacks, shuffle=True, verbose=2)
+            history = head.fit(
+                train_x,
+                train.labels,
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                validation_data=validation_data,
+                callbacks=callbacks,
+                shuffle=True,
+                verbose=2,
+            )
             model = build_text_classifier(
                 preprocess_dir, encoder_dir, len(vocabulary), trainable=False, head=head
             )
@@ -176,9 +205,13 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     with open(figure, "rb") as file:
         figure_bytes = file.read()
     result = export(
-        model, config.output_dir, config.model_name, examples=examples,
+        model,
+        config.output_dir,
+        config.model_name,
+        examples=examples,
         signatures={"serving_default": classifier_serving_function(model, vocabulary)},
-        target=config.target, chief=is_chief(),
+        target=config.target,
+        chief=is_chief(),
         assets_extra={
             "metrics.json": json.dumps(metrics, indent=1),
             "labels.txt": "".join(f"{label}\n" for label in vocabulary),
@@ -210,17 +243,25 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
 
     # === Tracking ===
     if tracker.enabled:
-        tracker.log_metrics({
-            "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
-            "per_class": report["per_class"], "train_seconds": train_seconds,
-        })
+        tracker.log_metrics(
+            {
+                "test_accuracy": report["accuracy"],
+                "test_macro_f1": report["macro_f1"],
+                "per_class": report["per_class"],
+                "train_seconds": train_seconds,
+            }
+        )
         for path in (figure, curves, summary["metrics_json"]):
             tracker.log_artifact(path, "evaluation")
         if result.written:
             tracker.log_artifacts(result.path, "saved_model")
             probabilities = model.predict(tf.constant(examples), verbose=0)
             summary["mlflow_model_uri"] = tracker.log_text_model(
-                result.path, "classifier", examples, name="text_classifier", labels=vocabulary,
+                result.path,
+                "classifier",
+                examples,
+                name="text_classifier",
+                labels=vocabulary,
                 expected={label: probabilities[:, i] for i, label in enumerate(vocabulary)},
             )
         if sentence_encoder is not None:
@@ -245,7 +286,10 @@ def _load_frame(config: ClassifierTrainingConfig):
     if config.data in BUILTIN_DATASETS:
         raise ValueError(f"Unknown built-in dataset {config.data!r}")
     frame = read_text_labels(
-        config.data, config.text_column, config.label_column, encoding=config.encoding,
+        config.data,
+        config.text_column,
+        config.label_column,
+        encoding=config.encoding,
         missing_text="empty",
     )
     return frame, f"File '{config.data}'"
@@ -255,8 +299,13 @@ def _external_test_split(config, vocabulary):
     from keras_rec.classifier.labeled_texts import LabeledSplit, encode_labels
     from keras_rec.data import read_text_labels
 
-    frame = read_text_labels(config.test_data, config.text_column, config.label_column,
-                             encoding=config.encoding, missing_text="empty")
+    frame = read_text_labels(
+        config.test_data,
+        config.text_column,
+        config.label_column,
+        encoding=config.encoding,
+        missing_text="empty",
+    )
     labels = encode_labels(frame["label"], vocabulary, f"File '{config.test_data}'")
     return LabeledSplit(frame["text"].tolist(), labels, np.arange(len(frame), dtype=np.int64))
 
@@ -277,7 +326,9 @@ def _callbacks(config, run_dir, has_validation):
 
     callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"))]
     if config.patience and has_validation:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
-        ))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, restore_best_weights=True
+            )
+        )
     return callbacks

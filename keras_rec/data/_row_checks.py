@@ -32,8 +32,7 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], source: str) -> No
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataValidationError(
-            f"{source} has no column(s) {missing}. "
-            f"Columns present: {list(df.columns)}."
+            f"{source} has no column(s) {missing}. Columns present: {list(df.columns)}."
         )
 
 
@@ -41,14 +40,11 @@ def require_rows(df: pd.DataFrame, source: str) -> None:
     """Raises if `df` has a header but no data rows."""
     if len(df) == 0:
         raise DataValidationError(
-            f"{source} is empty: it has a header ({list(df.columns)}) but no "
-            "data rows."
+            f"{source} is empty: it has a header ({list(df.columns)}) but no data rows."
         )
 
 
-def require_present(
-    values: pd.Series, column: str, source: str, hint: str = ""
-) -> None:
+def require_present(values: pd.Series, column: str, source: str, hint: str = "") -> None:
     """Raises if `values` has missing (NaN/None) entries, naming the rows."""
     positions = np.flatnonzero(values.isna().to_numpy())
     if len(positions):
@@ -74,8 +70,7 @@ def to_numeric(
         or values.dtype == object
     ):
         raise DataValidationError(
-            f"{source}: column `{column}` must hold numbers. "
-            f"Received: dtype={values.dtype}"
+            f"{source}: column `{column}` must hold numbers. Received: dtype={values.dtype}"
         )
     numbers = pd.to_numeric(values, errors="coerce")
     bad = np.flatnonzero((numbers.isna() & values.notna()).to_numpy())
@@ -94,9 +89,7 @@ def to_numeric(
     return numbers
 
 
-def require_unique(
-    df: pd.DataFrame, columns: Sequence[str], source: str, hint: str = ""
-) -> None:
+def require_unique(df: pd.DataFrame, columns: Sequence[str], source: str, hint: str = "") -> None:
     """Raises if the key `columns` repeat, naming the duplicate groups."""
     dup = df.duplicated(list(columns), keep=False).to_numpy()
     if not dup.any():

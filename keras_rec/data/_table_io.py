@@ -79,9 +79,7 @@ def load_table(
     except UnicodeDecodeError:
         raise _decode_error(path, encoding) from None
     except pd.errors.EmptyDataError:
-        raise DataValidationError(
-            f"File '{path}' is empty: no header and no data rows."
-        ) from None
+        raise DataValidationError(f"File '{path}' is empty: no header and no data rows.") from None
     except pd.errors.ParserError as e:
         raise DataValidationError(f"File '{path}' is not valid CSV: {e}") from None
     return df.reset_index(drop=True)
@@ -93,9 +91,7 @@ def _load_parquet(path: str, encoding: str) -> pd.DataFrame:
     except (OSError, ValueError) as e:
         if isinstance(e, FileNotFoundError):
             raise
-        raise DataValidationError(
-            f"File '{path}' could not be read as Parquet: {e}"
-        ) from None
+        raise DataValidationError(f"File '{path}' could not be read as Parquet: {e}") from None
     df = df.reset_index(drop=True)
     for column in df.columns:
         if df[column].dtype == object:
@@ -121,7 +117,7 @@ def _decode_bytes(values: pd.Series, column: str, path: str, encoding: str) -> p
             f"File '{path}': column `{column}` has bytes that are not valid "
             f"{encoding} in {format_rows(bad)}. First: row {pos + 1}, byte "
             f"offset {e.start} within the value ({e.reason}). Pass the right "
-            "`encoding=` (e.g. encoding=\"latin-1\")."
+            '`encoding=` (e.g. encoding="latin-1").'
         )
     return decoded
 
@@ -142,9 +138,9 @@ def _decode_error(path: str, encoding: str) -> DataValidationError:
             f"File '{path}' is not valid {encoding}: byte(s) {bad!r} at byte "
             f"offset {e.start} (file line {line}, byte {column} of the line) "
             f"cannot be decoded ({e.reason}). Pass the file's encoding, e.g. "
-            "encoding=\"latin-1\"."
+            'encoding="latin-1".'
         )
     return DataValidationError(  # pandas failed, a whole-file decode did not.
         f"File '{path}' could not be decoded as {encoding}. Pass the file's "
-        "encoding, e.g. encoding=\"latin-1\"."
+        'encoding, e.g. encoding="latin-1".'
     )

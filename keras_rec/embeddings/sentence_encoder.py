@@ -120,9 +120,11 @@ class SentenceEncoder:
             self.model_name = model or DEFAULT_MODEL
             self.model = load_sentence_transformer(model, device=device)
         else:
-            self.model_name = getattr(model, "model_card_data", None) and getattr(
-                model.model_card_data, "base_model", None
-            ) or type(model).__name__
+            self.model_name = (
+                getattr(model, "model_card_data", None)
+                and getattr(model.model_card_data, "base_model", None)
+                or type(model).__name__
+            )
             self.model = model
         if max_seq_length is not None:
             self.model.max_seq_length = max_seq_length

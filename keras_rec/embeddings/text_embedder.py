@@ -52,8 +52,9 @@ def text_embedder(sentence_encoder=None, cache=None, hub_dir: str | None = None)
 
     def embed(texts):
         texts = list(texts)
-        parts = [embed_batch(tf.constant(texts[i : i + 64])).numpy()
-                 for i in range(0, len(texts), 64)]
+        parts = [
+            embed_batch(tf.constant(texts[i : i + 64])).numpy() for i in range(0, len(texts), 64)
+        ]
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
     return embed

@@ -34,7 +34,7 @@ _SURROGATES = range(0xD800, 0xE000)
 _PROBE_CHUNK = 65536
 # Joins probed characters: a noncharacter that no normalization step changes,
 # produces or reorders across (it is a starter).
-_SEPARATOR = "\U0010FFFF"
+_SEPARATOR = "\U0010ffff"
 
 
 @dataclasses.dataclass(frozen=True)

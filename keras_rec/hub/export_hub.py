@@ -40,8 +40,8 @@ def export_hub(
     ops against `target`; each loaded through TF Serving's Session loader and
     `tf.saved_model.load` in a TensorFlow-only process, answering
     `serving_default` as in memory at two batch sizes), and renamed into
-    place: an interrupted or failed export leaves nothing at `out_dir`. `out_dir/keras_rec_hub.json` records the
-    source model and its fingerprint.
+    place: an interrupted or failed export leaves nothing at `out_dir`.
+    `out_dir/keras_rec_hub.json` records the source model and its fingerprint.
 
     Args:
         model: str, `SentenceTransformer` or None. Local path, Hugging Face
@@ -150,7 +150,6 @@ def _check_serving(preprocessor, preprocess_dir, encoder, encoder_dir) -> dict[s
         report = check_serving(directory, batches, expected)
         seconds[os.path.basename(directory)] = report["seconds"]
     return seconds
-
 
 
 def _replace_directory(source: str, destination: str) -> None:

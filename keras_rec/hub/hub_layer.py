@@ -102,9 +102,7 @@ class HubLayer(keras.layers.Layer):
     ):
         if isinstance(handle, os.PathLike):
             handle = os.fspath(handle)
-        _validate_arguments(
-            handle, arguments, signature, signature_outputs_as_dict, output_key
-        )
+        _validate_arguments(handle, arguments, signature, signature_outputs_as_dict, output_key)
         kwargs.setdefault("dtype", "float32")
         super().__init__(trainable=trainable, **kwargs)
         self.handle = handle
@@ -121,9 +119,7 @@ class HubLayer(keras.layers.Layer):
         else:
             self._module = handle
         self._function = self._get_function()
-        self._has_training_argument = signature is None and _accepts_training(
-            self._function
-        )
+        self._has_training_argument = signature is None and _accepts_training(self._function)
         self._regularization_losses = list(
             getattr(self._module, "regularization_losses", None) or []
         )
@@ -164,11 +160,7 @@ class HubLayer(keras.layers.Layer):
                 f"{self.signature!r}: {sorted(outputs)}. "
                 f"Received: output_key={self.output_key!r}"
             )
-        if (
-            self.output_key is None
-            and not self.signature_outputs_as_dict
-            and len(outputs) != 1
-        ):
+        if self.output_key is None and not self.signature_outputs_as_dict and len(outputs) != 1:
             raise ValueError(
                 f"Signature {self.signature!r} has several outputs "
                 f"{sorted(outputs)}: pass `output_key=` to pick one or "
@@ -259,9 +251,7 @@ class HubLayer(keras.layers.Layer):
     def _signature_inputs(self, inputs):
         if isinstance(inputs, dict):
             return inputs
-        names = sorted(
-            set(self._function.structured_input_signature[1]) - set(self.arguments)
-        )
+        names = sorted(set(self._function.structured_input_signature[1]) - set(self.arguments))
         if len(names) != 1:
             raise ValueError(
                 f"Signature {self.signature!r} takes the inputs {names}: pass "
@@ -344,13 +334,9 @@ def _validate_arguments(handle, arguments, signature, outputs_as_dict, output_ke
             f"handle={handle!r}"
         )
     if arguments is not None and not isinstance(arguments, dict):
-        raise ValueError(
-            f"`arguments` must be a dict or None. Received: arguments={arguments!r}"
-        )
+        raise ValueError(f"`arguments` must be a dict or None. Received: arguments={arguments!r}")
     if signature is not None and not isinstance(signature, str):
-        raise ValueError(
-            f"`signature` must be a string or None. Received: signature={signature!r}"
-        )
+        raise ValueError(f"`signature` must be a string or None. Received: signature={signature!r}")
     if outputs_as_dict and signature is None:
         raise ValueError(
             "`signature_outputs_as_dict=True` needs a `signature`. Received: "

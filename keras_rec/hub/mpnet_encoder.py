@@ -151,9 +151,7 @@ class MPNetEncoder(tf.Module):
         """The `[1, heads, T, T]` bias shared by all layers."""
         positions = tf.range(seq_length)
         distance = tf.expand_dims(positions, 0) - tf.expand_dims(positions, 1)
-        buckets = tf.gather(
-            tf.constant(self._bucket_table), distance + (self.max_positions - 1)
-        )
+        buckets = tf.gather(tf.constant(self._bucket_table), distance + (self.max_positions - 1))
         bias = tf.gather(self.relative_attention_bias, buckets)  # [T, T, heads]
         return tf.expand_dims(tf.transpose(bias, [2, 0, 1]), 0)
 
@@ -167,8 +165,7 @@ class MPNetEncoder(tf.Module):
         input_mask = blocks.check_seq_length(
             input_mask,
             self.max_seq_length,
-            f"max_position_embeddings={self.max_positions}, positions start at "
-            f"{PADDING_IDX + 1}",
+            f"max_position_embeddings={self.max_positions}, positions start at {PADDING_IDX + 1}",
         )
         seq_length = tf.shape(input_mask)[1]
         packed = blocks.pack_tokens(input_mask)

@@ -40,8 +40,15 @@ class BruteForceTopK(keras.layers.Layer):
     >>> scores, ids = index(user_vectors)
     """
 
-    def __init__(self, candidates=None, identifiers=None, k: int = 10, num_candidates=None,
-                 dim=None, **kwargs):
+    def __init__(
+        self,
+        candidates=None,
+        identifiers=None,
+        k: int = 10,
+        num_candidates=None,
+        dim=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if candidates is not None:
             candidates = np.asarray(candidates, dtype=np.float32)
@@ -68,12 +75,17 @@ class BruteForceTopK(keras.layers.Layer):
         self.num_candidates = int(num_candidates)
         self.dim = int(dim)
         self.candidates_t = self.add_weight(
-            shape=(self.dim, self.num_candidates), initializer="zeros", trainable=False,
+            shape=(self.dim, self.num_candidates),
+            initializer="zeros",
+            trainable=False,
             name="candidates_t",
         )
         self.identifiers = self.add_weight(
-            shape=(self.num_candidates,), dtype="int64", initializer="zeros",
-            trainable=False, name="identifiers",
+            shape=(self.num_candidates,),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            name="identifiers",
         )
         if candidates is not None:
             self.candidates_t.assign(np.ascontiguousarray(candidates.T))
@@ -84,19 +96,25 @@ class BruteForceTopK(keras.layers.Layer):
         if exclude is not None:
             exclude = tf.cast(exclude, tf.int64)
             rows = tf.broadcast_to(
-                tf.range(tf.shape(exclude, out_type=tf.int64)[0])[:, None], tf.shape(exclude, tf.int64)
+                tf.range(tf.shape(exclude, out_type=tf.int64)[0])[:, None],
+                tf.shape(exclude, tf.int64),
             )
             valid = exclude >= 0
             indices = tf.stack([tf.boolean_mask(rows, valid), tf.boolean_mask(exclude, valid)], 1)
-            penalty = tf.scatter_nd(indices, tf.fill([tf.shape(indices)[0]], -np.inf),
-                                    tf.shape(scores, tf.int64))
+            penalty = tf.scatter_nd(
+                indices, tf.fill([tf.shape(indices)[0]], -np.inf), tf.shape(scores, tf.int64)
+            )
             scores = scores + penalty
         top_scores, top_indices = tf.math.top_k(scores, k=self.k)
         return top_scores, tf.gather(tf.convert_to_tensor(self.identifiers), top_indices)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({
-            "k": self.k, "num_candidates": self.num_candidates, "dim": self.dim,
-        })
+        config.update(
+            {
+                "k": self.k,
+                "num_candidates": self.num_candidates,
+                "dim": self.dim,
+            }
+        )
         return config

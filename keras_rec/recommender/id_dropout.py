@@ -25,8 +25,7 @@ class IdDropout(keras.layers.Layer):
         seed: int or None.
     """
 
-    def __init__(self, rate: float, num_ids: int | None = None, seed: int | None = None,
-                 **kwargs):
+    def __init__(self, rate: float, num_ids: int | None = None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"`rate` must be in [0, 1). Received: rate={rate!r}")

@@ -45,8 +45,11 @@ def train_id_only_baseline(
     """
     keras.utils.set_random_seed(seed)
     model = TwoTowerRetrieval(
-        build_id_tower(num_users, "user_ids"), build_id_tower(num_items, "item_ids"),
-        temperature=1.0, remove_accidental_hits=False, loss_reduction="sum",
+        build_id_tower(num_users, "user_ids"),
+        build_id_tower(num_items, "item_ids"),
+        temperature=1.0,
+        remove_accidental_hits=False,
+        loss_reduction="sum",
     )
     model.compile(optimizer=keras.optimizers.Adagrad(TFRS_LEARNING_RATE))
     rng = np.random.default_rng(seed)
@@ -54,10 +57,13 @@ def train_id_only_baseline(
     items = np.asarray(train_items, np.int64) + 1
     for _ in range(epochs):
         order = rng.permutation(len(users))
-        model.fit({"user": users[order], "item": items[order]}, batch_size=batch_size,
-                  epochs=1, shuffle=False, verbose=0)
-    user_vectors = model.user_tower.predict(np.arange(1, num_users + 1), verbose=0,
-                                            batch_size=4096)
-    item_vectors = model.item_tower.predict(np.arange(1, num_items + 1), verbose=0,
-                                            batch_size=4096)
+        model.fit(
+            {"user": users[order], "item": items[order]},
+            batch_size=batch_size,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
+    user_vectors = model.user_tower.predict(np.arange(1, num_users + 1), verbose=0, batch_size=4096)
+    item_vectors = model.item_tower.predict(np.arange(1, num_items + 1), verbose=0, batch_size=4096)
     return user_vectors, item_vectors

@@ -48,8 +48,7 @@ def check_interactions(ratings: pd.DataFrame, name: str = "ratings") -> None:
     for column in ("user_id", "item_id"):
         if column not in ratings.columns:
             raise DataValidationError(
-                f"`{name}` must have a `{column}` column. Received columns: "
-                f"{list(ratings.columns)}"
+                f"`{name}` must have a `{column}` column. Received columns: {list(ratings.columns)}"
             )
         missing = ratings[column].isna().to_numpy()
         if missing.any():
@@ -82,9 +81,7 @@ def tfrs_protocol_split(ratings: pd.DataFrame, seed: int = 42) -> InteractionSpl
 
     count = len(ratings)
     tf.random.set_seed(seed)
-    order = tf.data.Dataset.range(count).shuffle(
-        count, seed=seed, reshuffle_each_iteration=False
-    )
+    order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=False)
     # One batch of everything: the same order as iterating row by row, ~100x faster.
     order = next(iter(order.batch(max(count, 1)))).numpy().astype(np.int64)
     if count == TFRS_TRAIN_SIZE + TFRS_TEST_SIZE:
@@ -102,7 +99,10 @@ def tfrs_protocol_split(ratings: pd.DataFrame, seed: int = 42) -> InteractionSpl
 
 
 def cold_start_split(
-    ratings: pd.DataFrame, item_ids: np.ndarray, fraction: float = 0.1, seed: int = 42,
+    ratings: pd.DataFrame,
+    item_ids: np.ndarray,
+    fraction: float = 0.1,
+    seed: int = 42,
     base: InteractionSplit | None = None,
 ) -> InteractionSplit:
     """Holds `fraction` of the items out of training entirely.
@@ -124,8 +124,9 @@ def cold_start_split(
     base = base if base is not None else tfrs_protocol_split(ratings, seed)
     item_ids = np.asarray(item_ids, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    cold = np.sort(rng.choice(item_ids, size=max(1, int(round(len(item_ids) * fraction))),
-                              replace=False))
+    cold = np.sort(
+        rng.choice(item_ids, size=max(1, int(round(len(item_ids) * fraction))), replace=False)
+    )
     in_train = base.train["item_id"].isin(cold)
     test = pd.concat([base.test, base.train.loc[in_train]], ignore_index=True)
     return InteractionSplit(

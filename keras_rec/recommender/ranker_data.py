@@ -27,8 +27,9 @@ def sampled_negative_pairs(
     neg_users = np.repeat(users, negatives)
     neg_items = rng.integers(0, num_items, size=len(neg_users))
     for _ in range(10):
-        clash = np.array([(u, i) in positive for u, i in zip(neg_users.tolist(),
-                                                             neg_items.tolist())], bool)
+        clash = np.array(
+            [(u, i) in positive for u, i in zip(neg_users.tolist(), neg_items.tolist())], bool
+        )
         if not clash.any():
             break
         neg_items[clash] = rng.integers(0, num_items, size=int(clash.sum()))

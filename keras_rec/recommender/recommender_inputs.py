@@ -100,11 +100,14 @@ def build_inputs(
             `CachedEncoder.encode`).
     """
     for name, table, columns in (
-        ("items", items, ["item_id", "title", "text"]), ("users", users, ["user_id", "text"]),
+        ("items", items, ["item_id", "title", "text"]),
+        ("users", users, ["user_id", "text"]),
     ):
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise ValueError(f"`{name}` is missing columns {missing}. Received: {list(table.columns)}")
+            raise ValueError(
+                f"`{name}` is missing columns {missing}. Received: {list(table.columns)}"
+            )
     item_ids = items["item_id"].to_numpy(np.int64)
     user_ids = users["user_id"].to_numpy(np.int64)
     item_row = pd.Series(np.arange(len(item_ids)), index=item_ids)
@@ -171,8 +174,9 @@ def history_embeddings(
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def movielens_tables(data, train_ratings: pd.DataFrame, min_rating: float = 4.0,
-                     max_titles: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+def movielens_tables(
+    data, train_ratings: pd.DataFrame, min_rating: float = 4.0, max_titles: int = 20
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`(items, users)` tables with texts for `build_inputs`, from MovieLens-100K.
 
     Item text: "Title (Year). Genres"; title: "Title (Year)". User text:
@@ -185,16 +189,19 @@ def movielens_tables(data, train_ratings: pd.DataFrame, min_rating: float = 4.0,
         movielens_user_texts,
     )
 
-    items = pd.DataFrame({
-        "item_id": data.items["item_id"].to_numpy(np.int64),
-        "title": movielens_item_titles(data.items).to_numpy(),
-        "text": movielens_item_texts(data.items).to_numpy(),
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": data.items["item_id"].to_numpy(np.int64),
+            "title": movielens_item_titles(data.items).to_numpy(),
+            "text": movielens_item_texts(data.items).to_numpy(),
+        }
+    )
     user_texts = movielens_user_texts(
         train_ratings, data.items, data.users, min_rating=min_rating, max_titles=max_titles
     )
-    users = pd.DataFrame({"user_id": user_texts.index.to_numpy(np.int64),
-                          "text": user_texts.to_numpy()})
+    users = pd.DataFrame(
+        {"user_id": user_texts.index.to_numpy(np.int64), "text": user_texts.to_numpy()}
+    )
     return items, users
 
 

@@ -52,10 +52,13 @@ def evaluate_retrieval(scores: np.ndarray, inputs: RecommenderInputs) -> dict[st
         cold = set(inputs.cold_items.tolist())
         cold_relevant = [[i for i in items if i in cold] for items in relevant]
         cold_metrics = per_user_metrics(scores, cold_relevant, seen, ks=(10, 100))
-        metrics.update({
-            f"cold_start_{name}": value for name, value in cold_metrics.items()
-            if name not in ("mrr", "users")
-        })
+        metrics.update(
+            {
+                f"cold_start_{name}": value
+                for name, value in cold_metrics.items()
+                if name not in ("mrr", "users")
+            }
+        )
         metrics["cold_start_evaluated_users"] = cold_metrics["users"]
     metrics["test_pairs"] = int(len(inputs.test_items))
     return report(metrics)
@@ -67,8 +70,9 @@ def popularity_baseline(inputs: RecommenderInputs) -> dict[str, Any]:
     return evaluate_retrieval(np.asarray(scores), inputs)
 
 
-def recall_curve(scores: np.ndarray, inputs: RecommenderInputs,
-                 ks=(1, 2, 5, 10, 20, 50, 100, 200)) -> dict[int, float]:
+def recall_curve(
+    scores: np.ndarray, inputs: RecommenderInputs, ks=(1, 2, 5, 10, 20, 50, 100, 200)
+) -> dict[int, float]:
     """Per-user Recall@K (training items removed) at each K, for plotting."""
     seen = group_by_user(inputs.train_users, inputs.train_items, inputs.num_users)
     relevant = group_by_user(inputs.test_users, inputs.test_items, inputs.num_users)

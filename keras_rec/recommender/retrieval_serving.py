@@ -65,8 +65,19 @@ class UserRetrieval(tf.Module):
             training interactions).
     """
 
-    def __init__(self, user_tower, user_ids, user_inputs, item_vectors, item_ids, item_titles,
-                 k, popular_items, popular_scores, seen_items=None):
+    def __init__(
+        self,
+        user_tower,
+        user_ids,
+        user_inputs,
+        item_vectors,
+        item_ids,
+        item_titles,
+        k,
+        popular_items,
+        popular_scores,
+        seen_items=None,
+    ):
         super().__init__(name="user_retrieval")
         user_ids = _int_ids(user_ids, "user_ids")
         expected = {name: spec.shape[-1] for name, spec in _tower_inputs(user_tower).items()}
@@ -78,7 +89,9 @@ class UserRetrieval(tf.Module):
             if name in expected and expected[name] is not None and np.ndim(values) == 2:
                 _check_width(f"user input {name!r}", np.shape(values)[1], expected[name])
         item_vectors = np.asarray(item_vectors, np.float32)
-        _check_width("the item vectors", item_vectors.shape[1], int(user_tower.outputs[0].shape[-1]))
+        _check_width(
+            "the item vectors", item_vectors.shape[1], int(user_tower.outputs[0].shape[-1])
+        )
         if len(popular_items) < k:
             raise ValueError(f"`popular_items` must hold at least k={k} items.")
         self.user_tower = user_tower
@@ -92,20 +105,26 @@ class UserRetrieval(tf.Module):
             name: tf.Variable(np.asarray(values), trainable=False, name=f"user_{name}")
             for name, values in user_inputs.items()
         }
-        self.index = BruteForceTopK(item_vectors, np.arange(len(item_vectors)), k=k,
-                                    name="item_index")
-        self.item_ids = tf.Variable(_int_ids(item_ids, "item_ids"), trainable=False,
-                                    name="item_ids")
-        self.item_titles = tf.Variable([str(t) for t in item_titles], trainable=False,
-                                       name="item_titles")
+        self.index = BruteForceTopK(
+            item_vectors, np.arange(len(item_vectors)), k=k, name="item_index"
+        )
+        self.item_ids = tf.Variable(
+            _int_ids(item_ids, "item_ids"), trainable=False, name="item_ids"
+        )
+        self.item_titles = tf.Variable(
+            [str(t) for t in item_titles], trainable=False, name="item_titles"
+        )
         self.exclude_seen = seen_items is not None
         if self.exclude_seen:
-            self.seen_items = tf.Variable(_padded_rows(seen_items), trainable=False,
-                                          name="seen_items")
-        self.popular_items = tf.Variable(np.asarray(popular_items[:k], np.int64),
-                                         trainable=False, name="popular_items")
-        self.popular_scores = tf.Variable(np.asarray(popular_scores[:k], np.float32),
-                                          trainable=False, name="popular_scores")
+            self.seen_items = tf.Variable(
+                _padded_rows(seen_items), trainable=False, name="seen_items"
+            )
+        self.popular_items = tf.Variable(
+            np.asarray(popular_items[:k], np.int64), trainable=False, name="popular_items"
+        )
+        self.popular_scores = tf.Variable(
+            np.asarray(popular_scores[:k], np.float32), trainable=False, name="popular_scores"
+        )
         self.k = k
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="user_id")])
@@ -149,8 +168,16 @@ class QueryRetrieval(tf.Module):
         output_key: str. The encoder output to use.
     """
 
-    def __init__(self, preprocess_dir, encoder_dir, item_embeddings, item_ids, item_titles, k,
-                 output_key: str = "sentence_embedding"):
+    def __init__(
+        self,
+        preprocess_dir,
+        encoder_dir,
+        item_embeddings,
+        item_ids,
+        item_titles,
+        k,
+        output_key: str = "sentence_embedding",
+    ):
         super().__init__(name="query_retrieval")
         from keras_rec.hub.hub_layer import register_tf_text_ops
 
@@ -162,12 +189,18 @@ class QueryRetrieval(tf.Module):
         item_embeddings = np.asarray(item_embeddings, np.float32)
         _check_width("the item embeddings", item_embeddings.shape[1], int(probe.shape[-1]))
         norms = np.linalg.norm(item_embeddings, axis=1, keepdims=True)
-        self.index = BruteForceTopK(item_embeddings / np.maximum(norms, 1e-12),
-                                    np.arange(len(item_embeddings)), k=k, name="item_index")
-        self.item_ids = tf.Variable(_int_ids(item_ids, "item_ids"), trainable=False,
-                                    name="item_ids")
-        self.item_titles = tf.Variable([str(t) for t in item_titles], trainable=False,
-                                       name="item_titles")
+        self.index = BruteForceTopK(
+            item_embeddings / np.maximum(norms, 1e-12),
+            np.arange(len(item_embeddings)),
+            k=k,
+            name="item_index",
+        )
+        self.item_ids = tf.Variable(
+            _int_ids(item_ids, "item_ids"), trainable=False, name="item_ids"
+        )
+        self.item_titles = tf.Variable(
+            [str(t) for t in item_titles], trainable=False, name="item_titles"
+        )
 
     def _embed(self, text):
         outputs = self.encoder(self.preprocess(text), training=False)

@@ -26,10 +26,11 @@ def build_tower(
     Inputs (by name): `"embedding"` float32 `[B, embedding_dim]` (a
     precomputed sentence-transformer embedding of the user's or item's text);
     optionally `"id"` int64 `[B]` (a learned id embedding, index 0 reserved
-    for ids unseen in training; ids outside the vocabulary count as 0) and `"features"` float32 `[B, feature_dim]`
-    (categorical one-hots, numeric values). They are concatenated, passed
-    through `Dense(relu)` + `Dropout` blocks with L2 weight decay, projected
-    to `output_dim` and L2-normalized, so scores are cosine similarities.
+    for ids unseen in training; ids outside the vocabulary count as 0) and
+    `"features"` float32 `[B, feature_dim]` (categorical one-hots, numeric
+    values). They are concatenated, passed through `Dense(relu)` + `Dropout`
+    blocks with L2 weight decay, projected to `output_dim` and L2-normalized,
+    so scores are cosine similarities.
 
     Args:
         embedding_dim: int. Width of the text embedding input.
@@ -62,18 +63,23 @@ def build_tower(
         inputs["id"] = keras.Input(shape=(), dtype="int64", name="id")
         ids = inputs["id"]
         ids = IdDropout(id_dropout, num_ids=id_vocabulary_size, name="id_dropout")(ids)
-        parts.append(keras.layers.Embedding(
-            id_vocabulary_size, id_embedding_dim, embeddings_regularizer=regularizer,
-            name="id_embedding",
-        )(ids))
+        parts.append(
+            keras.layers.Embedding(
+                id_vocabulary_size,
+                id_embedding_dim,
+                embeddings_regularizer=regularizer,
+                name="id_embedding",
+            )(ids)
+        )
     if feature_dim is not None:
         inputs["features"] = keras.Input(shape=(feature_dim,), name="features")
         parts.append(inputs["features"])
     # === Functional Model ===
     x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="fuse")(parts)
     for index, units in enumerate(hidden_units):
-        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer,
-                               name=f"dense_{index}")(x)
+        x = keras.layers.Dense(
+            units, activation="relu", kernel_regularizer=regularizer, name=f"dense_{index}"
+        )(x)
         x = keras.layers.Dropout(dropout, name=f"dropout_{index}")(x)
     x = keras.layers.Dense(output_dim, kernel_regularizer=regularizer, name="projection")(x)
     outputs = keras.layers.UnitNormalization(name="l2_normalize")(x)

@@ -56,25 +56,25 @@ def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
     Returns:
         A JSON-serializable summary: metrics, baseline, exports.
     """
-    from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.tracking import tracking_run
+    from keras_rec.training.sagemaker_env import is_chief
 
     _check_config(config)
-    with tracking_run(config.mlflow, config.mlflow_experiment, "recommender",
-                      chief=is_chief()) as tracker:
+    with tracking_run(
+        config.mlflow, config.mlflow_experiment, "recommender", chief=is_chief()
+    ) as tracker:
         return _train_recommender(config, tracker)
 
 
 def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, Any]:
     import keras
     import tensorflow as tf
-
-    from keras_rec.training.distribute import get_strategy
     from fsspec.implementations.local import LocalFileSystem
 
     from keras_rec.atomic_io import write_bytes_atomic
     from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, recall_curve
     from keras_rec.recommender.retrieval_metrics import popularity_scores
+    from keras_rec.training.distribute import get_strategy
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     start = time.perf_counter()
@@ -90,24 +90,32 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     # === Retrieval training ===
     run_dir = new_run_dir(config.output_dir, "recommender")
     retrieval, history, train_seconds = fit_retrieval(
-        config, inputs, strategy,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-                   *tracker.keras_callbacks()],
+        config,
+        inputs,
+        strategy,
+        callbacks=[
+            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
+            *tracker.keras_callbacks(),
+        ],
     )
 
     # === Evaluation ===
     user_vectors, item_vectors = tower_vectors(retrieval, inputs)
     scores = user_vectors @ item_vectors.T
     metrics = evaluate_retrieval(scores, inputs)
-    popular = np.asarray(popularity_scores(inputs.train_items, inputs.num_items,
-                                           inputs.num_users))
+    popular = np.asarray(popularity_scores(inputs.train_items, inputs.num_items, inputs.num_users))
     popularity = evaluate_retrieval(popular, inputs)
-    curves = {"two-tower": recall_curve(scores, inputs),
-              "popularity": recall_curve(popular, inputs)}
+    curves = {
+        "two-tower": recall_curve(scores, inputs),
+        "popularity": recall_curve(popular, inputs),
+    }
     plots = [
         plot_recall_curves(curves, os.path.join(run_dir, "recall_at_k.png")),
-        plot_training_curves(history.history, os.path.join(run_dir, "training_curves.png"),
-                             title="two-tower retrieval"),
+        plot_training_curves(
+            history.history,
+            os.path.join(run_dir, "training_curves.png"),
+            title="two-tower retrieval",
+        ),
     ]
     ranker, ranker_metrics = _train_ranker(config, inputs, tracker)
 
@@ -121,12 +129,15 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "config": config_dict(config),
     }
-    exports, query_retrieval = _export_all(config, retrieval, ranker, inputs, item_vectors,
-                                           hub_dir, report)
+    exports, query_retrieval = _export_all(
+        config, retrieval, ranker, inputs, item_vectors, hub_dir, report
+    )
     summary = {
         **{k: metrics[k] for k in metrics if k != "test_pairs"},
-        "popularity": {k: popularity[k] for k in ("top100_accuracy", "user_recall_at_10",
-                                                  "user_ndcg_at_10", "user_mrr")},
+        "popularity": {
+            k: popularity[k]
+            for k in ("top100_accuracy", "user_recall_at_10", "user_ndcg_at_10", "user_mrr")
+        },
         "ranker": ranker_metrics,
         "train_pairs": int(len(inputs.train_items)),
         "test_pairs": int(len(inputs.test_items)),
@@ -134,8 +145,11 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         "users": inputs.num_users,
         "cold_items": int(len(inputs.cold_items)),
         "embedding_dim": inputs.embedding_dim,
-        "embedding_cache": ({"encoded": embed.encoded, "cached": embed.cached}
-                            if hasattr(embed, "encoded") else None),
+        "embedding_cache": (
+            {"encoded": embed.encoded, "cached": embed.cached}
+            if hasattr(embed, "encoded")
+            else None
+        ),
         "exports": {name: result.path for name, result in exports.items()},
         "run_dir": run_dir,
         "embed_seconds": round(embed_seconds, 1),
@@ -146,15 +160,23 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         "seconds": round(time.perf_counter() - start, 1),
     }
     text = json.dumps({**summary, "report": report}, indent=1)
-    for path in (os.path.join(run_dir, "metrics.json"),
-                 os.path.join(config.output_dir, "metrics.json")):
+    for path in (
+        os.path.join(run_dir, "metrics.json"),
+        os.path.join(config.output_dir, "metrics.json"),
+    ):
         write_bytes_atomic(LocalFileSystem(), path, text.encode("utf-8"))
     summary["metrics_json"] = os.path.join(config.output_dir, "metrics.json")
 
     # === Tracking ===
     if tracker.enabled:
-        tracker.log_metrics({**metrics, "popularity": popularity, "ranker": ranker_metrics,
-                             "train_seconds": train_seconds})
+        tracker.log_metrics(
+            {
+                **metrics,
+                "popularity": popularity,
+                "ranker": ranker_metrics,
+                "train_seconds": train_seconds,
+            }
+        )
         for path in (*plots, os.path.join(run_dir, "metrics.json")):
             tracker.log_artifact(path, "evaluation")
         for name, result in exports.items():
@@ -164,10 +186,14 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
             queries = list(EXAMPLE_QUERIES)
             in_memory = query_retrieval.serve(tf.constant(queries))
             summary["mlflow_model_uri"] = tracker.log_text_model(
-                exports["query_retrieval"].path, "query_retrieval", queries,
+                exports["query_retrieval"].path,
+                "query_retrieval",
+                queries,
                 name="query_retrieval",
-                expected={"item_ids": in_memory["item_ids"].numpy(),
-                          "scores": in_memory["scores"].numpy()},
+                expected={
+                    "item_ids": in_memory["item_ids"].numpy(),
+                    "scores": in_memory["scores"].numpy(),
+                },
             )
         if sentence_encoder is not None:
             summary["mlflow_sentence_transformer_uri"] = tracker.log_sentence_transformer(
@@ -211,7 +237,10 @@ def fit_retrieval(config: RecommenderTrainingConfig, inputs, strategy=None, call
         retrieval = _build_retrieval(config, inputs)
         retrieval.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     history = retrieval.fit(
-        _training_pairs(inputs, config), epochs=config.epochs, verbose=2, shuffle=False,
+        _training_pairs(inputs, config),
+        epochs=config.epochs,
+        verbose=2,
+        shuffle=False,
         callbacks=callbacks or [],
     )
     return retrieval, history, time.perf_counter() - start
@@ -221,10 +250,12 @@ def tower_vectors(retrieval, inputs) -> tuple[np.ndarray, np.ndarray]:
     """`(user vectors [U, D], item vectors [N, D])` of every user and item row."""
     users = np.arange(inputs.num_users)
     items = np.arange(inputs.num_items)
-    user_vectors = retrieval.user_tower.predict(inputs.user_features(users), batch_size=4096,
-                                                verbose=0)
-    item_vectors = retrieval.item_tower.predict(inputs.item_features(items), batch_size=4096,
-                                                verbose=0)
+    user_vectors = retrieval.user_tower.predict(
+        inputs.user_features(users), batch_size=4096, verbose=0
+    )
+    item_vectors = retrieval.item_tower.predict(
+        inputs.item_features(items), batch_size=4096, verbose=0
+    )
     return np.asarray(user_vectors, np.float32), np.asarray(item_vectors, np.float32)
 
 
@@ -267,8 +298,13 @@ def _movielens_split(config):
         ratings = ratings.iloc[: config.max_ratings]
     split = tfrs_protocol_split(ratings, seed=config.seed)
     if config.cold_start_fraction:
-        split = cold_start_split(ratings, data.items["item_id"].to_numpy(),
-                                 config.cold_start_fraction, config.seed, base=split)
+        split = cold_start_split(
+            ratings,
+            data.items["item_id"].to_numpy(),
+            config.cold_start_fraction,
+            config.seed,
+            base=split,
+        )
     items, users = movielens_tables(data, split.train)
     return split, items, users
 
@@ -278,16 +314,24 @@ def _build_retrieval(config, inputs):
     from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval
 
     common = dict(
-        output_dim=config.output_dim, hidden_units=tuple(config.hidden_units),
-        dropout=config.dropout, weight_decay=config.weight_decay, id_dropout=config.id_dropout,
+        output_dim=config.output_dim,
+        hidden_units=tuple(config.hidden_units),
+        dropout=config.dropout,
+        weight_decay=config.weight_decay,
+        id_dropout=config.id_dropout,
     )
     dim = inputs.embedding_dim
-    user_tower = build_tower(dim, "user_tower", id_vocabulary_size=inputs.num_users + 1,
-                             feature_dim=dim, **common)
+    user_tower = build_tower(
+        dim, "user_tower", id_vocabulary_size=inputs.num_users + 1, feature_dim=dim, **common
+    )
     item_tower = build_tower(dim, "item_tower", id_vocabulary_size=inputs.num_items + 1, **common)
     return TwoTowerRetrieval(
-        user_tower, item_tower, temperature=config.temperature, loss=config.loss,
-        num_negatives=config.num_negatives, seed=config.seed,
+        user_tower,
+        item_tower,
+        temperature=config.temperature,
+        loss=config.loss,
+        num_negatives=config.num_negatives,
+        seed=config.seed,
     )
 
 
@@ -303,8 +347,9 @@ def _training_pairs(inputs, config):
     if config.log_q:
         x["item_log_q"] = inputs.item_log_q()[inputs.train_items]
     dataset = tf.data.Dataset.from_tensor_slices(x)
-    dataset = dataset.shuffle(len(inputs.train_items), seed=config.seed,
-                              reshuffle_each_iteration=True)
+    dataset = dataset.shuffle(
+        len(inputs.train_items), seed=config.seed, reshuffle_each_iteration=True
+    )
     return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -322,38 +367,61 @@ def _train_ranker(config, inputs, tracker):
         from keras_rec.recommender.ranker_data import sampled_negative_pairs
 
         users, items, labels = sampled_negative_pairs(
-            inputs.train_users, inputs.train_items, inputs.num_items, config.ranker_negatives,
+            inputs.train_users,
+            inputs.train_items,
+            inputs.num_items,
+            config.ranker_negatives,
             seed=config.seed,
         )
         test_users, test_items, test_labels = sampled_negative_pairs(
-            inputs.test_users, inputs.test_items, inputs.num_items, config.ranker_negatives,
+            inputs.test_users,
+            inputs.test_items,
+            inputs.num_items,
+            config.ranker_negatives,
             seed=config.seed + 1,
         )
-        ranker.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                       loss="binary_crossentropy")
+        ranker.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy"
+        )
     else:
         users, items, labels = inputs.train_users, inputs.train_items, inputs.train_ratings
-        test_users, test_items, test_labels = (inputs.test_users, inputs.test_items,
-                                               inputs.test_ratings)
+        test_users, test_items, test_labels = (
+            inputs.test_users,
+            inputs.test_items,
+            inputs.test_ratings,
+        )
         ranker.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
 
     def features(u, i):
         return {"user": inputs.user_embeddings[u], "item": inputs.item_embeddings[i]}
 
     if config.ranker_epochs:
-        ranker.fit(features(users, items), labels, batch_size=1024, epochs=config.ranker_epochs,
-                   shuffle=True, verbose=2, callbacks=tracker.keras_callbacks("ranker_"))
-    predictions = ranker.predict(features(test_users, test_items), batch_size=4096,
-                                 verbose=0).reshape(-1)
+        ranker.fit(
+            features(users, items),
+            labels,
+            batch_size=1024,
+            epochs=config.ranker_epochs,
+            shuffle=True,
+            verbose=2,
+            callbacks=tracker.keras_callbacks("ranker_"),
+        )
+    predictions = ranker.predict(
+        features(test_users, test_items), batch_size=4096, verbose=0
+    ).reshape(-1)
     if config.ranker_task == "binary":
-        metrics = {"task": "binary", "test_auc": round(float(roc_auc_score(test_labels,
-                                                                           predictions)), 4),
-                   "negatives_per_positive": config.ranker_negatives}
+        metrics = {
+            "task": "binary",
+            "test_auc": round(float(roc_auc_score(test_labels, predictions)), 4),
+            "negatives_per_positive": config.ranker_negatives,
+        }
     else:
         rmse = float(np.sqrt(np.mean((predictions - test_labels) ** 2)))
         mean_rmse = float(np.sqrt(np.mean((labels.mean() - test_labels) ** 2)))
-        metrics = {"task": "rating", "test_rmse": round(rmse, 4),
-                   "train_mean_rmse": round(mean_rmse, 4)}
+        metrics = {
+            "task": "rating",
+            "test_rmse": round(rmse, 4),
+            "train_mean_rmse": round(mean_rmse, 4),
+        }
     metrics["test_pairs"] = int(len(test_labels))
     return ranker, metrics
 
@@ -367,8 +435,8 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
         ranker_serving_function,
         tower_serving_function,
     )
-    from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.serving.saved_model_export import export
+    from keras_rec.training.sagemaker_env import is_chief
 
     rows = np.arange(min(4, inputs.num_users))
     item_rows = np.arange(min(4, inputs.num_items))
@@ -376,38 +444,65 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
     popular = np.argsort(-counts, kind="stable")
     k = min(config.k, inputs.num_items)
     user_retrieval = UserRetrieval(
-        retrieval.user_tower, inputs.user_ids, inputs.user_features(np.arange(inputs.num_users)),
-        item_vectors, inputs.item_ids, inputs.item_titles, k=k, popular_items=popular,
+        retrieval.user_tower,
+        inputs.user_ids,
+        inputs.user_features(np.arange(inputs.num_users)),
+        item_vectors,
+        inputs.item_ids,
+        inputs.item_titles,
+        k=k,
+        popular_items=popular,
         popular_scores=counts[popular] / max(counts.sum(), 1),
         seen_items=seen_items_by_user(inputs),
     )
     query_retrieval = QueryRetrieval(
-        os.path.join(hub_dir, "preprocess"), os.path.join(hub_dir, "encoder"),
-        inputs.item_embeddings, inputs.item_ids, inputs.item_titles, k=k,
+        os.path.join(hub_dir, "preprocess"),
+        os.path.join(hub_dir, "encoder"),
+        inputs.item_embeddings,
+        inputs.item_ids,
+        inputs.item_titles,
+        k=k,
     )
     user_ids = np.append(inputs.user_ids[rows], UNKNOWN_USER_ID)
     plan = {
-        "user_tower": (retrieval.user_tower, tower_serving_function(retrieval.user_tower),
-                       inputs.user_features(rows)),
-        "item_tower": (retrieval.item_tower, tower_serving_function(retrieval.item_tower),
-                       inputs.item_features(item_rows)),
-        "ranker": (ranker, ranker_serving_function(ranker),
-                   {"user": inputs.user_embeddings[rows],
-                    "item": inputs.item_embeddings[item_rows[: len(rows)]]}),
+        "user_tower": (
+            retrieval.user_tower,
+            tower_serving_function(retrieval.user_tower),
+            inputs.user_features(rows),
+        ),
+        "item_tower": (
+            retrieval.item_tower,
+            tower_serving_function(retrieval.item_tower),
+            inputs.item_features(item_rows),
+        ),
+        "ranker": (
+            ranker,
+            ranker_serving_function(ranker),
+            {
+                "user": inputs.user_embeddings[rows],
+                "item": inputs.item_embeddings[item_rows[: len(rows)]],
+            },
+        ),
         "retrieval": (user_retrieval, user_retrieval.serve, {"user_id": user_ids}),
-        "query_retrieval": (query_retrieval, query_retrieval.serve,
-                            {"text": np.array(EXAMPLE_QUERIES, object)}),
+        "query_retrieval": (
+            query_retrieval,
+            query_retrieval.serve,
+            {"text": np.array(EXAMPLE_QUERIES, object)},
+        ),
     }
     metrics_text = json.dumps(report, indent=1)
     results = {}
     for name, (model, signature, examples) in plan.items():
         results[name] = export(
-            model, config.output_dir, name, examples=examples,
-            signatures={"serving_default": signature}, target=config.target, chief=is_chief(),
+            model,
+            config.output_dir,
+            name,
+            examples=examples,
+            signatures={"serving_default": signature},
+            target=config.target,
+            chief=is_chief(),
             assets_extra={"metrics.json": metrics_text},
             metadata={"config": config_dict(config), "k": k},
         )
         logger.info("Exported %s to %s", name, results[name].path)
     return results, query_retrieval
-
-

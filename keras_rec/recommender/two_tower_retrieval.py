@@ -48,14 +48,26 @@ class TwoTowerRetrieval(keras.Model):
         `{"user": [B, D], "item": [B, D]}`.
     """
 
-    def __init__(self, user_tower, item_tower, temperature: float = 0.05,
-                 remove_accidental_hits: bool = True, loss_reduction: str = "mean",
-                 loss: str = "softmax", num_negatives: int = 4, seed: int | None = None,
-                 **kwargs):
+    def __init__(
+        self,
+        user_tower,
+        item_tower,
+        temperature: float = 0.05,
+        remove_accidental_hits: bool = True,
+        loss_reduction: str = "mean",
+        loss: str = "softmax",
+        num_negatives: int = 4,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
-        if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
+        if (
+            isinstance(num_negatives, bool)
+            or not isinstance(num_negatives, int)
+            or num_negatives < 1
+        ):
             raise ValueError(
                 f"`num_negatives` must be a positive integer. Received: {num_negatives!r}"
             )
@@ -83,7 +95,9 @@ class TwoTowerRetrieval(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         logits = in_batch_logits(
-            y_pred["user"], y_pred["item"], self.temperature,
+            y_pred["user"],
+            y_pred["item"],
+            self.temperature,
             item_log_q=x.get("item_log_q"),
             item_key=x.get("item_key") if self.remove_accidental_hits else None,
         )
@@ -101,16 +115,18 @@ class TwoTowerRetrieval(keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({
-            "user_tower": keras.layers.serialize(self.user_tower),
-            "item_tower": keras.layers.serialize(self.item_tower),
-            "temperature": self.temperature,
-            "remove_accidental_hits": self.remove_accidental_hits,
-            "loss_reduction": self.loss_reduction,
-            "loss": self.loss_name,
-            "num_negatives": self.num_negatives,
-            "seed": self.seed,
-        })
+        config.update(
+            {
+                "user_tower": keras.layers.serialize(self.user_tower),
+                "item_tower": keras.layers.serialize(self.item_tower),
+                "temperature": self.temperature,
+                "remove_accidental_hits": self.remove_accidental_hits,
+                "loss_reduction": self.loss_reduction,
+                "loss": self.loss_name,
+                "num_negatives": self.num_negatives,
+                "seed": self.seed,
+            }
+        )
         return config
 
     @classmethod
@@ -159,8 +175,9 @@ def sampled_bce_loss(logits, num_negatives, seed=None):
     columns = ops.mod(ops.arange(batch, dtype="int32")[:, None] + offsets, batch)
     negatives = ops.take_along_axis(logits, columns, axis=1)
     # A one-row batch has no negatives: its sampled column is the positive.
-    valid = ops.cast(ops.not_equal(columns, ops.arange(batch, dtype="int32")[:, None]),
-                     logits.dtype)
+    valid = ops.cast(
+        ops.not_equal(columns, ops.arange(batch, dtype="int32")[:, None]), logits.dtype
+    )
     positive_loss = ops.softplus(-positive)  # -log(sigmoid(x))
     negative_loss = ops.softplus(negatives)  # -log(1 - sigmoid(x))
     return positive_loss + ops.sum(negative_loss * valid, axis=1) / float(num_negatives)

@@ -4,8 +4,9 @@ TF Serving runs the graph without Python, Keras, TF Hub or keras_rec. The
 stand-in here is a new interpreter in which `keras`, `tf_keras`,
 `tensorflow_hub`, `tensorflow_text` and `keras_rec` cannot be imported. It
 registers TF Text's kernels with `tf.load_op_library` (as the model server
-links them in) when the graph uses ops that TensorFlow alone lacks, then loads the SavedModel through
-one or both loaders and answers every request with each:
+links them in) when the graph uses ops that TensorFlow alone lacks, then
+loads the SavedModel through one or both loaders and answers every request
+with each:
 
 - `"session"`: the path of TF Serving's C++ `LoadSavedModel` (and of
   `saved_model_cli run`): `tf.compat.v1.saved_model.loader.load` imports the
@@ -72,8 +73,9 @@ def answer_in_fresh_process(
     Returns:
         `{"answers": {loader: {request id: {output name: array}}},
         "errors": {loader: {request id: message}}, "load_seconds": {loader: s},
-        "op_libraries": number loaded, "leaked_modules": [...], "tensorflow": version}`. A request that fails
-        is in `errors`, not in `answers`.
+        "op_libraries": number loaded, "leaked_modules": [...],
+        "tensorflow": version}`. A request that fails is in `errors`, not in
+        `answers`.
 
     Raises:
         ServingCheckError: the process failed before answering, e.g. the

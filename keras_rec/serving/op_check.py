@@ -96,20 +96,14 @@ class OpCheckResult:
     def explain(self) -> str:
         """Returns a message naming the missing ops, where they are and what to do."""
         if self.ok:
-            return (
-                f"{self.path} uses {len(self.ops)} ops, all available in "
-                f"{self.description}."
-            )
+            return f"{self.path} uses {len(self.ops)} ops, all available in {self.description}."
         lines = [
-            f"{self.path} uses {len(self.missing)} op(s) that {self.description} "
-            "does not have:"
+            f"{self.path} uses {len(self.missing)} op(s) that {self.description} does not have:"
         ]
         for op, places in self.missing.items():
             lines.append(f"  - {op}: {_advice(op, self.target)}")
             lines.append(f"      used in {', '.join(places)}")
-        lines.append(
-            "Re-export without these ops, or serve the model on a target that has them."
-        )
+        lines.append("Re-export without these ops, or serve the model on a target that has them.")
         return "\n".join(lines)
 
 
@@ -117,9 +111,7 @@ def available_targets() -> list[str]:
     """Returns the TF Serving targets that have an op set, e.g. `["tfserving-2.19", ...]`."""
     directory = importlib.resources.files("keras_rec.serving").joinpath("op_sets")
     return sorted(
-        entry.name[: -len(".txt")]
-        for entry in directory.iterdir()
-        if entry.name.endswith(".txt")
+        entry.name[: -len(".txt")] for entry in directory.iterdir() if entry.name.endswith(".txt")
     )
 
 
@@ -141,9 +133,7 @@ def load_op_set(target: str = DEFAULT_TARGET) -> OpSet:
     """
     targets = available_targets()
     if target not in targets:
-        raise ValueError(
-            f"`target` must be one of {targets}. Received: target={target!r}"
-        )
+        raise ValueError(f"`target` must be one of {targets}. Received: target={target!r}")
     text = (
         importlib.resources.files("keras_rec.serving")
         .joinpath("op_sets", f"{target}.txt")
@@ -246,9 +236,7 @@ def _advice(op: str, target: str) -> str:
     return f"{advice}; {remedy}"
 
 
-def _find_usages(
-    path: str, ops: set[str]
-) -> tuple[dict[str, list[str]], set[str]]:
+def _find_usages(path: str, ops: set[str]) -> tuple[dict[str, list[str]], set[str]]:
     """Returns where each of `ops` is used, and the names of library functions."""
     from tensorflow.core.protobuf import saved_model_pb2
 

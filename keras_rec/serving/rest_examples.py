@@ -47,7 +47,9 @@ def rest_request(
         body["instances"] = next(iter(columns.values()))
     else:
         rows = len(next(iter(columns.values())))
-        body["instances"] = [{name: column[i] for name, column in columns.items()} for i in range(rows)]
+        body["instances"] = [
+            {name: column[i] for name, column in columns.items()} for i in range(rows)
+        ]
     return body
 
 
@@ -105,7 +107,9 @@ def rest_request_inputs(
             columns = {name: [row[name] for row in rows] for name in specs}
     missing = [name for name in specs if name not in columns]
     if missing:
-        raise ValueError(f"The REST request lacks the inputs {missing}; the signature takes {list(specs)}")
+        raise ValueError(
+            f"The REST request lacks the inputs {missing}; the signature takes {list(specs)}"
+        )
     inputs = {
         name: np.asarray(_from_json(columns[name], spec.dtype), dtype=object)
         if spec.dtype == tf.string
@@ -137,20 +141,31 @@ def rest_mismatches(
     """Where two decoded REST bodies differ (numbers within tolerance); empty if they match."""
     if isinstance(expected, Mapping):
         if not isinstance(actual, Mapping) or set(actual) != set(expected):
-            return [f"{where}: keys {sorted(actual) if isinstance(actual, Mapping) else actual!r} "
-                    f"!= {sorted(expected)}"]
-        return [m for key in expected for m in rest_mismatches(
-            actual[key], expected[key], atol, rtol, f"{where}.{key}")]
+            return [
+                f"{where}: keys {sorted(actual) if isinstance(actual, Mapping) else actual!r} "
+                f"!= {sorted(expected)}"
+            ]
+        return [
+            m
+            for key in expected
+            for m in rest_mismatches(actual[key], expected[key], atol, rtol, f"{where}.{key}")
+        ]
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{where}: {_short(actual)} != {_short(expected)}"]
-        return [m for i, (a, e) in enumerate(zip(actual, expected))
-                for m in rest_mismatches(a, e, atol, rtol, f"{where}[{i}]")]
+        return [
+            m
+            for i, (a, e) in enumerate(zip(actual, expected))
+            for m in rest_mismatches(a, e, atol, rtol, f"{where}[{i}]")
+        ]
     if isinstance(expected, float) and isinstance(actual, (int, float)):
         if math.isnan(expected) and math.isnan(actual):
             return []
-        return [] if abs(actual - expected) <= atol + rtol * abs(expected) else [
-            f"{where}: {actual} != {expected}"]
+        return (
+            []
+            if abs(actual - expected) <= atol + rtol * abs(expected)
+            else [f"{where}: {actual} != {expected}"]
+        )
     return [] if actual == expected else [f"{where}: {actual!r} != {expected!r}"]
 
 

@@ -251,9 +251,7 @@ def _write_assets_extra(temp_dir, model_name, inputs, outputs, warmup, assets_ex
         files.append(write_warmup_requests(temp_dir, model_name, inputs))
     for name, contents in (assets_extra or {}).items():
         if os.path.basename(name) != name or name.startswith("."):
-            raise ValueError(
-                f"`assets_extra` keys must be plain file names. Received: {name!r}"
-            )
+            raise ValueError(f"`assets_extra` keys must be plain file names. Received: {name!r}")
         data = contents.encode("utf-8") if isinstance(contents, str) else bytes(contents)
         _write_file(os.path.join(extra_dir, name), data)
         files.append(os.path.join(extra_dir, name))

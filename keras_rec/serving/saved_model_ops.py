@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+
 def list_saved_model_ops(path: str) -> set[str]:
     """Returns every op type in a SavedModel: its graph and its function library.
 

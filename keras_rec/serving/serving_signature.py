@@ -91,9 +91,7 @@ def input_specs(function: tf.types.experimental.ConcreteFunction) -> dict[str, t
     return specs
 
 
-def normalize_examples(
-    examples: Any, specs: Mapping[str, tf.TensorSpec]
-) -> dict[str, np.ndarray]:
+def normalize_examples(examples: Any, specs: Mapping[str, tf.TensorSpec]) -> dict[str, np.ndarray]:
     """Example rows as `{input name: numpy array}` matching `specs`.
 
     Args:
@@ -150,6 +148,7 @@ def take_rows(arrays: Mapping[str, np.ndarray], count: int) -> dict[str, np.ndar
 
 def _to_array(values: Any, spec: tf.TensorSpec) -> np.ndarray:
     if spec.dtype == tf.string:
+
         def encode(value):
             return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 

@@ -108,7 +108,8 @@ class MlflowTracker:
         import mlflow
 
         numbers = {
-            _metric_key(k): float(v) for k, v in _flatten(metrics).items()
+            _metric_key(k): float(v)
+            for k, v in _flatten(metrics).items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
         if numbers:
@@ -125,8 +126,9 @@ class MlflowTracker:
 
         class EpochMetrics(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                tracker.log_metrics({f"{prefix}{k}": v for k, v in (logs or {}).items()},
-                                    step=epoch)
+                tracker.log_metrics(
+                    {f"{prefix}{k}": v for k, v in (logs or {}).items()}, step=epoch
+                )
 
         return [EpochMetrics()]
 
@@ -207,13 +209,16 @@ class MlflowTracker:
         )
         return info.model_uri
 
-    def log_sentence_transformer(self, model, examples: Sequence[str],
-                                 name: str = "sentence_transformer") -> str:
-        """Logs the sentence-transformer (loadable with `mlflow.sentence_transformers` and pyfunc)."""
+    def log_sentence_transformer(
+        self, model, examples: Sequence[str], name: str = "sentence_transformer"
+    ) -> str:
+        """Logs the sentence-transformer (for `mlflow.sentence_transformers` and pyfunc)."""
         import mlflow
 
         info = mlflow.sentence_transformers.log_model(
-            model, name=name, input_example=[str(t) for t in examples[:2]],
+            model,
+            name=name,
+            input_example=[str(t) for t in examples[:2]],
             pip_requirements=_sentence_transformers_requirements(),
         )
         return info.model_uri

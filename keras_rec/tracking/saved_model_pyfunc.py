@@ -46,11 +46,13 @@ class TextSavedModel(mlflow.pyfunc.PythonModel):
             probabilities = outputs["probabilities"].numpy().astype(np.float64)
             labels = self.labels or [str(i) for i in range(probabilities.shape[1])]
             return pd.DataFrame(probabilities, columns=labels)
-        return pd.DataFrame({
-            "item_ids": [row.tolist() for row in outputs["item_ids"].numpy()],
-            "scores": [row.astype(np.float64).tolist() for row in outputs["scores"].numpy()],
-            "titles": [[t.decode("utf-8") for t in row] for row in outputs["titles"].numpy()],
-        })
+        return pd.DataFrame(
+            {
+                "item_ids": [row.tolist() for row in outputs["item_ids"].numpy()],
+                "scores": [row.astype(np.float64).tolist() for row in outputs["scores"].numpy()],
+                "titles": [[t.decode("utf-8") for t in row] for row in outputs["titles"].numpy()],
+            }
+        )
 
 
 mlflow.models.set_model(TextSavedModel())

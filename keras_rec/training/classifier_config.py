@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from keras_rec.training.config_flags import flag
 from keras_rec.training.run_config import RunConfig
 
 
@@ -29,36 +30,36 @@ class ClassifierTrainingConfig(RunConfig):
         hidden_units: ints. Hidden layers of the head.
         dropout: float.
         validation_fraction, test_fraction: float. Stratified split.
-        seed: int.
         patience: int. Early stopping on validation loss (0: off).
         max_examples: int or None. Stratified subsample first (quick runs).
-        output_dir: str. Base directory of the exports (TF Serving's).
         model_name: str. Export name: `<output_dir>/<model_name>/<version>/`.
-        cache: str or None. Embedding cache root (local or fsspec URL).
-        distribute: str. `none`, `mirrored` or `multi_worker`.
-        target: str. TF Serving build for the op check.
-        mlflow: bool. Track the run with MLflow (also on when
-            `MLFLOW_TRACKING_URI` is set; default store `sqlite:///mlruns.db`).
         mlflow_experiment: str. MLflow experiment name.
+
+    The run settings (`seed`, `output_dir`, `cache`, `distribute`, `target`,
+    `mlflow`) are `keras_rec.training.RunConfig`'s.
     """
 
-    data: str = "sentiment_tweets"
+    data: str = flag(
+        "sentiment_tweets",
+        "'sentiment_tweets' (built in) or a CSV/TSV/Parquet path or URL; a SageMaker "
+        "channel directory holding one such file also works",
+    )
     text_column: str = "text"
     label_column: str = "label"
     encoding: str = "utf-8"
-    test_data: str | None = None
-    model: str | None = None
-    hub_dir: str | None = None
-    trainable: bool = False
+    test_data: str | None = flag(None, "separate labelled file to evaluate on")
+    model: str | None = flag(None, "sentence-transformer path or id (default: embedded MiniLM)")
+    hub_dir: str | None = flag(None, "existing `keras-rec export-hub` output to use instead")
+    trainable: bool = flag(False, "fine-tune the encoder")
     epochs: int = 10
     batch_size: int = 32
     head_learning_rate: float = 1e-3
     encoder_learning_rate: float = 2e-5
-    hidden_units: Sequence[int] = (128,)
+    hidden_units: Sequence[int] = flag((128,), "hidden layers of the head")
     dropout: float = 0.2
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
-    patience: int = 3
-    max_examples: int | None = None
-    model_name: str = "text_classifier"
+    patience: int = flag(3, "early stopping on validation loss (0: off)")
+    max_examples: int | None = flag(None, "stratified subsample (quick runs)")
+    model_name: str = flag("text_classifier", "export name: OUTPUT_DIR/MODEL_NAME/VERSION")
     mlflow_experiment: str = "keras_rec-text_classifier"

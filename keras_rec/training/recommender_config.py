@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from keras_rec.training.config_flags import flag
 from keras_rec.training.run_config import RunConfig
 
 
@@ -36,35 +37,35 @@ class RecommenderTrainingConfig(RunConfig):
         ranker_task: str. `"binary"` (liked vs sampled negatives) or `"rating"`.
         ranker_epochs: int.
         ranker_negatives: int. Sampled negatives per positive (binary task).
-        seed: int.
-        output_dir: str. Base directory of the exports (TF Serving's).
-        cache: str or None. Embedding cache root (local or fsspec URL).
-        distribute: str. `none`, `mirrored` or `multi_worker`.
-        target: str. TF Serving build for the op check.
-        mlflow: bool. Track the run with MLflow (also on when
-            `MLFLOW_TRACKING_URI` is set; default store `sqlite:///mlruns.db`).
         mlflow_experiment: str. MLflow experiment name.
+
+    The run settings (`seed`, `output_dir`, `cache`, `distribute`, `target`,
+    `mlflow`) are `keras_rec.training.RunConfig`'s.
     """
 
-    data: str | None = None
-    model: str | None = None
-    hub_dir: str | None = None
+    data: str | None = flag(
+        None, "local MovieLens-100K directory (RecBole or GroupLens files; default: fetch)"
+    )
+    model: str | None = flag(None, "sentence-transformer path or id (default: embedded MiniLM)")
+    hub_dir: str | None = flag(None, "existing `keras-rec export-hub` output to use instead")
     epochs: int = 10
     batch_size: int = 512
     learning_rate: float = 1e-3
-    loss: str = "softmax"
+    loss: str = flag("softmax", choices=("softmax", "sampled_bce"))
     temperature: float = 0.05
-    log_q: bool = True
-    num_negatives: int = 4
+    log_q: bool = flag(True, "no log-Q correction of in-batch negatives")
+    num_negatives: int = flag(4, "negatives per user with --loss sampled_bce")
     id_dropout: float = 0.15
     output_dim: int = 128
-    hidden_units: Sequence[int] = (256,)
+    hidden_units: Sequence[int] = flag((256,), "hidden layers of each tower")
     dropout: float = 0.1
     weight_decay: float = 1e-5
-    k: int = 10
-    cold_start_fraction: float = 0.0
-    max_ratings: int | None = None
-    ranker_task: str = "binary"
+    k: int = flag(10, "items returned by the served retrieval")
+    cold_start_fraction: float = flag(
+        0.0, "share of items held out of training for the cold-start evaluation"
+    )
+    max_ratings: int | None = flag(None, "use only the first ratings (quick runs)")
+    ranker_task: str = flag("binary", choices=("binary", "rating"))
     ranker_epochs: int = 3
     ranker_negatives: int = 4
     mlflow_experiment: str = "keras_rec-recommender"

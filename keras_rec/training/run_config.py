@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from keras_rec.serving.op_check import DEFAULT_TARGET
+from keras_rec.training.config_flags import flag
+from keras_rec.training.distribute import DISTRIBUTE_CHOICES
 
 
 @dataclasses.dataclass
@@ -26,9 +28,13 @@ class RunConfig:
     """
 
     seed: int = 42
-    output_dir: str = "saved_models"
-    cache: str | None = None
-    distribute: str = "none"
-    target: str = DEFAULT_TARGET
-    mlflow: bool = False
+    output_dir: str = flag("saved_models", "base directory of the exports")
+    cache: str | None = flag(None, "embedding cache root (directory or fsspec URL)")
+    distribute: str = flag("none", choices=DISTRIBUTE_CHOICES)
+    target: str = flag(DEFAULT_TARGET, "TF Serving build for the op check")
+    mlflow: bool = flag(
+        False,
+        "track the run with MLflow (on by itself when MLFLOW_TRACKING_URI is set; "
+        "default store sqlite:///mlruns.db)",
+    )
     mlflow_experiment: str = "keras_rec"

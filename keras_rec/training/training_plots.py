@@ -31,8 +31,11 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: str, titl
     return path
 
 
-def plot_recall_curves(curves: Mapping[str, Mapping[int, float]], path: str,
-                       title: str = "Recall@K, training items removed") -> str:
+def plot_recall_curves(
+    curves: Mapping[str, Mapping[int, float]],
+    path: str,
+    title: str = "Recall@K, training items removed",
+) -> str:
     """Writes Recall@K against K for several models (`{name: {k: recall}}`) as a PNG."""
     from matplotlib.figure import Figure
 

@@ -49,8 +49,9 @@ def test_weight_decay_follows_each_weights_rate():
     for w in model.trainable_weights:
         w.assign(np.ones(w.shape, "float32"))
     # Zero gradients: only the decay acts, w *= 1 - wd * lr * multiplier.
-    optimizer.apply([np.zeros(w.shape, "float32") for w in model.trainable_weights],
-                    model.trainable_weights)
+    optimizer.apply(
+        [np.zeros(w.shape, "float32") for w in model.trainable_weights], model.trainable_weights
+    )
     np.testing.assert_allclose(np.array(weights["head/kernel"]), 1 - 0.5 * 0.1, rtol=1e-6)
     np.testing.assert_allclose(np.array(weights["encoder/kernel"]), 1 - 0.5 * 0.01, rtol=1e-6)
 

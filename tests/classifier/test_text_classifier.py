@@ -51,7 +51,9 @@ def test_fine_tuned_classifier_trains_the_encoder(tiny_hub_dir):
     before = [np.array(w) for w in encoder.trainable_weights]
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
     model.fit(TEXTS, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
-    assert any(not np.array_equal(a, np.array(b)) for a, b in zip(before, encoder.trainable_weights))
+    assert any(
+        not np.array_equal(a, np.array(b)) for a, b in zip(before, encoder.trainable_weights)
+    )
 
 
 def test_multi_label_head_uses_sigmoid(tiny_hub_dir):
@@ -67,7 +69,9 @@ def test_token_id_classifier_matches_the_text_classifier(tiny_hub_dir):
     head = text_model.layers[-1]
     token_model = build_token_id_classifier(encoder_dir, num_classes=3, head=head)
     assert sorted(t.name for t in token_model.inputs) == [
-        "input_mask", "input_type_ids", "input_word_ids"
+        "input_mask",
+        "input_type_ids",
+        "input_word_ids",
     ]
     tokens = tf.saved_model.load(preprocess_dir)(TEXTS)  # ids made outside the model
     np.testing.assert_allclose(token_model(tokens), text_model(TEXTS), atol=1e-6)

@@ -20,11 +20,21 @@ def _home(tmp_path, monkeypatch):
 
 def _config(tmp_path, labelled_csv, model_path, **kwargs):
     return ClassifierTrainingConfig(
-        data=labelled_csv, text_column="body", label_column="topic", model=model_path,
-        epochs=kwargs.pop("epochs", 40), batch_size=16, hidden_units=(32,), dropout=0.1,
-        head_learning_rate=kwargs.pop("head_learning_rate", 1e-2), test_fraction=0.25,
-        output_dir=str(tmp_path / "saved_models"), model_name="topics",
-        cache=str(tmp_path / "cache"), patience=0, **kwargs,
+        data=labelled_csv,
+        text_column="body",
+        label_column="topic",
+        model=model_path,
+        epochs=kwargs.pop("epochs", 40),
+        batch_size=16,
+        hidden_units=(32,),
+        dropout=0.1,
+        head_learning_rate=kwargs.pop("head_learning_rate", 1e-2),
+        test_fraction=0.25,
+        output_dir=str(tmp_path / "saved_models"),
+        model_name="topics",
+        cache=str(tmp_path / "cache"),
+        patience=0,
+        **kwargs,
     )
 
 
@@ -33,8 +43,9 @@ def _served(path, texts):
     return {k: v.numpy() for k, v in signature(text=tf.constant(texts)).items()}
 
 
-def test_frozen_training_learns_exports_and_serves(tmp_path, labelled_csv, tiny_model_path,
-                                                   monkeypatch):
+def test_frozen_training_learns_exports_and_serves(
+    tmp_path, labelled_csv, tiny_model_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     summary = train_classifier(_config(tmp_path, labelled_csv, tiny_model_path))
@@ -73,12 +84,17 @@ def test_frozen_embeddings_come_from_the_cache(tmp_path, labelled_csv, tiny_mode
     assert again["version"] == 2
 
 
-def test_fine_tuning_trains_encoder_and_keeps_checkpoints(tmp_path, labelled_csv,
-                                                          tiny_model_path):
-    summary = train_classifier(_config(
-        tmp_path, labelled_csv, tiny_model_path, trainable=True, epochs=2,
-        encoder_learning_rate=1e-3,
-    ))
+def test_fine_tuning_trains_encoder_and_keeps_checkpoints(tmp_path, labelled_csv, tiny_model_path):
+    summary = train_classifier(
+        _config(
+            tmp_path,
+            labelled_csv,
+            tiny_model_path,
+            trainable=True,
+            epochs=2,
+            encoder_learning_rate=1e-3,
+        )
+    )
     assert summary["trainable"] and summary["version"] == 1
     checkpoints = sorted(os.listdir(os.path.join(summary["run_dir"], "checkpoints")))
     assert checkpoints == ["epoch_01.weights.h5", "epoch_02.weights.h5"]
@@ -87,12 +103,29 @@ def test_fine_tuning_trains_encoder_and_keeps_checkpoints(tmp_path, labelled_csv
 
 
 def test_cli_prints_metrics_json(tmp_path, labelled_csv, tiny_model_path, capsys):
-    code = main([
-        "train-classifier", "--data", labelled_csv, "--text-column", "body",
-        "--label-column", "topic", "--model", tiny_model_path, "--epochs", "2",
-        "--output-dir", str(tmp_path / "out"), "--model-name", "cli", "--hidden-units", "8",
-        "--cache", str(tmp_path / "cache"),
-    ])
+    code = main(
+        [
+            "train-classifier",
+            "--data",
+            labelled_csv,
+            "--text-column",
+            "body",
+            "--label-column",
+            "topic",
+            "--model",
+            tiny_model_path,
+            "--epochs",
+            "2",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--model-name",
+            "cli",
+            "--hidden-units",
+            "8",
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("{")][-1]
     summary = json.loads(line)
@@ -103,8 +136,11 @@ def test_cli_prints_metrics_json(tmp_path, labelled_csv, tiny_model_path, capsys
 @pytest.mark.parametrize(
     "rows, columns, match",
     [
-        ([("a b", "x"), ("c d", None), ("e", "y"), ("f", "y")], ("body", "topic"),
-         "missing values in 1 row: 2"),
+        (
+            [("a b", "x"), ("c d", None), ("e", "y"), ("f", "y")],
+            ("body", "topic"),
+            "missing values in 1 row: 2",
+        ),
         ([("a", "x"), ("b", "x"), ("c", "y")], ("body", "topic"), r"\['y'\] \(1 row: 3"),
         ([("a", "x"), ("b", "y")], ("body", "label"), "no column"),
     ],
@@ -130,9 +166,11 @@ def test_unseen_test_label_fails_before_training(tmp_path, labelled_csv, tiny_mo
 
 
 def test_mirrored_strategy_trains_and_exports(tmp_path, labelled_csv, tiny_model_path):
-    summary = train_classifier(_config(
-        tmp_path, labelled_csv, tiny_model_path, trainable=True, epochs=1, distribute="mirrored"
-    ))
+    summary = train_classifier(
+        _config(
+            tmp_path, labelled_csv, tiny_model_path, trainable=True, epochs=1, distribute="mirrored"
+        )
+    )
     assert summary["version"] == 1
     served = _served(summary["export_path"], ["the movie"])
     assert served["probabilities"].shape == (1, 3)

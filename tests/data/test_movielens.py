@@ -133,9 +133,7 @@ def test_grouplens_layout(tmp_path):
 
 
 def test_unknown_item_in_ratings(tmp_path):
-    directory = _write_grouplens(
-        tmp_path / "ml", data=["1\t1\t5\t1", "1\t99\t3\t2", "2\t98\t3\t3"]
-    )
+    directory = _write_grouplens(tmp_path / "ml", data=["1\t1\t5\t1", "1\t99\t3\t2", "2\t98\t3\t3"])
     with pytest.raises(DataValidationError) as e:
         keras_rec.data.movielens_100k(path=directory)
     message = str(e.value)
@@ -150,7 +148,11 @@ def test_unknown_user_in_ratings(tmp_path):
 
 
 def test_duplicate_item_ids(tmp_path):
-    items = [f"1|A (1995)|||x|{_flags(1)}", f"2|B (1995)|||x|{_flags(1)}", f"1|C (1995)|||x|{_flags(1)}"]
+    items = [
+        f"1|A (1995)|||x|{_flags(1)}",
+        f"2|B (1995)|||x|{_flags(1)}",
+        f"1|C (1995)|||x|{_flags(1)}",
+    ]
     directory = _write_grouplens(tmp_path / "ml", data=["1\t1\t5\t1"], items=items)
     with pytest.raises(DataValidationError) as e:
         keras_rec.data.movielens_100k(path=directory)

@@ -131,7 +131,9 @@ def test_undecodable_gzipped_csv(tmp_path):
 
 
 def test_undecodable_parquet_bytes(tmp_path):
-    table = pa.table({"text": pa.array([b"ok", b"Caf\xe9", b"fine"], type=pa.binary()), "label": ["a", "b", "c"]})
+    table = pa.table(
+        {"text": pa.array([b"ok", b"Caf\xe9", b"fine"], type=pa.binary()), "label": ["a", "b", "c"]}
+    )
     pq.write_table(table, tmp_path / "data.parquet")
     with pytest.raises(DataValidationError) as e:
         read_text_labels(tmp_path / "data.parquet")
@@ -177,7 +179,9 @@ def test_missing_text_empty_policy(tmp_path):
 
 
 def test_parquet_null_vs_empty_text(tmp_path):
-    pd.DataFrame({"text": ["a", "", None], "label": ["x", "y", "z"]}).to_parquet(tmp_path / "t.parquet")
+    pd.DataFrame({"text": ["a", "", None], "label": ["x", "y", "z"]}).to_parquet(
+        tmp_path / "t.parquet"
+    )
     with pytest.raises(DataValidationError, match=r"`text`.*1 row: 3 "):
         read_text_labels(tmp_path / "t.parquet")
     df = read_text_labels(tmp_path / "t.parquet", missing_text="empty")
@@ -192,7 +196,10 @@ def test_missing_label(tmp_path):
 
 def test_missing_text_column(tmp_path):
     path = _csv(tmp_path, "body,label\na,x\n")
-    with pytest.raises(DataValidationError, match=r"no column\(s\) \['text'\]. Columns present: \['body', 'label'\]"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"no column\(s\) \['text'\]. Columns present: \['body', 'label'\]",
+    ):
         read_text_labels(path)
 
 
@@ -208,12 +215,17 @@ def test_duplicate_ids(tmp_path):
 
 def test_many_bad_rows_are_truncated(tmp_path):
     path = _csv(tmp_path, "text,label\n" + "a,\n" * 25)
-    with pytest.raises(DataValidationError, match=r"25 rows: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, \.\.\. \(first 10 shown\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"25 rows: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, \.\.\. \(first 10 shown\)",
+    ):
         read_text_labels(path)
 
 
 def test_bad_missing_text_argument(tmp_path):
-    with pytest.raises(ValueError, match="`missing_text` must be one of .* Received: missing_text='drop'"):
+    with pytest.raises(
+        ValueError, match="`missing_text` must be one of .* Received: missing_text='drop'"
+    ):
         read_text_labels(tmp_path / "x.csv", missing_text="drop")
 
 
@@ -231,7 +243,9 @@ def test_interactions_types(tmp_path):
 
 
 def test_interactions_parquet_keeps_types(tmp_path):
-    pd.DataFrame({"user_id": [1, 2], "item_id": ["a", "b"], "rating": [1, 5]}).to_parquet(tmp_path / "r.parquet")
+    pd.DataFrame({"user_id": [1, 2], "item_id": ["a", "b"], "rating": [1, 5]}).to_parquet(
+        tmp_path / "r.parquet"
+    )
     df = read_interactions(tmp_path / "r.parquet", rating_column="rating")
     assert df["user_id"].dtype == "int64" and df["item_id"].tolist() == ["a", "b"]
     assert df["rating"].dtype == "float32"
@@ -250,7 +264,9 @@ def test_non_numeric_rating_and_timestamp(tmp_path):
     path = _csv(tmp_path, "user_id,item_id,rating,ts\n1,a,5,1\n2,a,good,2\n3,a,4,x\n")
     with pytest.raises(DataValidationError) as e:
         read_interactions(path, rating_column="rating")
-    assert str(path) in str(e.value) and "`rating` has non-numeric values in 1 row: 2 " in str(e.value)
+    assert str(path) in str(e.value) and "`rating` has non-numeric values in 1 row: 2 " in str(
+        e.value
+    )
     assert "'good'" in str(e.value)
     with pytest.raises(DataValidationError, match=r"`ts` has non-numeric values in 1 row: 3 "):
         read_interactions(path, timestamp_column="ts")
@@ -263,8 +279,12 @@ def test_missing_rating(tmp_path):
 
 
 def test_non_numeric_parquet_dtype(tmp_path):
-    pd.DataFrame({"user_id": [1], "item_id": [2], "ts": pd.to_datetime(["2020-01-01"])}).to_parquet(tmp_path / "r.parquet")
-    with pytest.raises(DataValidationError, match=r"`ts` must hold numbers. Received: dtype=datetime64"):
+    pd.DataFrame({"user_id": [1], "item_id": [2], "ts": pd.to_datetime(["2020-01-01"])}).to_parquet(
+        tmp_path / "r.parquet"
+    )
+    with pytest.raises(
+        DataValidationError, match=r"`ts` must hold numbers. Received: dtype=datetime64"
+    ):
         read_interactions(tmp_path / "r.parquet", timestamp_column="ts")
 
 
@@ -291,5 +311,7 @@ def test_duplicate_pairs_custom_column_names(tmp_path):
 
 
 def test_bad_duplicates_argument(tmp_path):
-    with pytest.raises(ValueError, match="`duplicates` must be one of .* Received: duplicates='first'"):
+    with pytest.raises(
+        ValueError, match="`duplicates` must be one of .* Received: duplicates='first'"
+    ):
         read_interactions(tmp_path / "x.csv", duplicates="first")

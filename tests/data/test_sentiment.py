@@ -67,5 +67,8 @@ def test_local_copy_bad_confidence(tmp_path):
 def test_local_copy_wrong_header(tmp_path):
     path = tmp_path / "tweets.csv"
     path.write_text("label,text\npositive,a\n")
-    with pytest.raises(DataValidationError, match=r"no column\(s\) \['sentiment', 'confidence'\].*\['label', 'text'\]"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"no column\(s\) \['sentiment', 'confidence'\].*\['label', 'text'\]",
+    ):
         keras_rec.data.sentiment_tweets(path=path)

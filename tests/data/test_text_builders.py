@@ -91,8 +91,7 @@ def test_movielens_user_texts():
     # User 1 liked (>= 4) items 10 (t=100), 20 and 30 (t=200); most recent
     # first, the tie ordered by item_id; item 40 (rating 3) is left out.
     assert texts[1] == (
-        "A 24-year-old man, technician. "
-        "Liked: Toy Story (1995); Heat; The Usual Suspects (1995)."
+        "A 24-year-old man, technician. Liked: Toy Story (1995); Heat; The Usual Suspects (1995)."
     )
     assert texts[2] == "A 53-year-old woman, other occupation."  # no rating >= 4
     assert texts[3] == "A 30-year-old woman, no occupation."  # no ratings at all
@@ -109,12 +108,21 @@ def test_movielens_user_texts_limits_and_determinism():
 
 def test_movielens_user_texts_errors():
     ratings, items, users = _toy()
-    with pytest.raises(ValueError, match="`max_titles` must be a positive integer. Received: max_titles=0"):
+    with pytest.raises(
+        ValueError, match="`max_titles` must be a positive integer. Received: max_titles=0"
+    ):
         keras_rec.data.movielens_user_texts(ratings, items, users, max_titles=0)
-    bad = pd.concat([ratings, pd.DataFrame({"user_id": [1], "item_id": [99], "rating": [5.0], "timestamp": [1]})])
+    bad = pd.concat(
+        [
+            ratings,
+            pd.DataFrame({"user_id": [1], "item_id": [99], "rating": [5.0], "timestamp": [1]}),
+        ]
+    )
     with pytest.raises(ValueError, match=r"item_id values absent from the items table: \[99\]"):
         keras_rec.data.movielens_user_texts(bad, items, users)
-    with pytest.raises(ValueError, match=r"`ratings` must have columns .* Missing: \['timestamp'\]"):
+    with pytest.raises(
+        ValueError, match=r"`ratings` must have columns .* Missing: \['timestamp'\]"
+    ):
         keras_rec.data.movielens_user_texts(ratings.drop(columns="timestamp"), items, users)
 
 

@@ -197,7 +197,9 @@ def test_sharded_workers_partition_the_texts(tiny_encoder, tmp_path):
     assert sum(r.num_encoded for r in reports) == len(TEXTS)
     assert all(0 < r.num_selected < len(TEXTS) for r in reports)
     # Re-running a worker finds its part cached.
-    assert CachedEncoder(tiny_encoder, cache=str(tmp_path)).fill(TEXTS, shard="1/3").num_encoded == 0
+    assert (
+        CachedEncoder(tiny_encoder, cache=str(tmp_path)).fill(TEXTS, shard="1/3").num_encoded == 0
+    )
     final = CachedEncoder(tiny_encoder, cache=str(tmp_path))
     final.encode(TEXTS)
     assert final.last_report.num_encoded == 0

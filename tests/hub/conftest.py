@@ -36,6 +36,7 @@ BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # MPNet's embeddings hard-code padding index 1, so "<pad>" must be id 1.
 MPNET_SPECIALS = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
 
+
 def _perturb(model, seed: int, scale: float = 0.2) -> None:
     """Adds noise to every weight so layer norms, biases and the pooler matter."""
     import torch

@@ -126,10 +126,10 @@ _ADJECTIVES = (
 ).split()
 _ADVERBS = "really quite very barely truly absolutely never always often".split()
 _PUNCTUATION = [".", "!", "?", "...", ",", ";", ":", "!!", "?!"]
-_SPICE = (
-    "é ñ ü ß 東京 한국 👍 😂 — “ ” ’ \u00a0 \u200b ﬁ İ Σ [SEP] [cls] $ % # @ &".split(" ")
-    + ["\t", "\n"]
-)
+_SPICE = "é ñ ü ß 東京 한국 👍 😂 — “ ” ’ \u00a0 \u200b ﬁ İ Σ [SEP] [cls] $ % # @ &".split(" ") + [
+    "\t",
+    "\n",
+]
 
 
 def _sentence(rng: random.Random) -> str:
@@ -173,9 +173,7 @@ def parity_corpus(seed: int = 1234) -> list[str]:
     lists, and 40 strings of random codepoints.
     """
     rng = random.Random(seed)
-    long_texts = [
-        " ".join(_sentence(rng) for _ in range(count)) for count in (40, 80, 150)
-    ] + [
+    long_texts = [" ".join(_sentence(rng) for _ in range(count)) for count in (40, 80, 150)] + [
         "word " * 300,
         "東京" * 200,
         " ".join(_EDGE_CASES[6:40]) * 3,

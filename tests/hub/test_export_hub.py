@@ -132,7 +132,8 @@ def test_modules_load_with_hub_keras_layer_under_tf_keras(minilm_hub, tmp_path):
             model = tf_keras.Model(text, logits)
             model.compile("adam", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             before = [w.numpy().copy() for w in encoder.weights]
-            model.fit(tf.constant(["good movie", "bad movie"]), tf.constant([1, 0]), epochs=1, verbose=0)
+            texts, labels = tf.constant(["good movie", "bad movie"]), tf.constant([1, 0])
+            model.fit(texts, labels, epochs=1, verbose=0)
             changed = any(not np.array_equal(a, w.numpy()) for a, w in zip(before, encoder.weights))
             assert changed == trainable, (trainable, changed)
             assert (len(encoder.trainable_weights) > 0) == trainable
@@ -140,7 +141,10 @@ def test_modules_load_with_hub_keras_layer_under_tf_keras(minilm_hub, tmp_path):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert "TF_KERAS_OK" in result.stdout, result.stderr[-3000:]

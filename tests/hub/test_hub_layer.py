@@ -30,9 +30,7 @@ from keras_rec.hub.hub_layer import HubLayer
 VOCAB, DIM, SEQ = 64, 8, 6
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 REGULARIZATION = 0.01
-TEXTS = np.array(
-    ["the movie was great", "A bad story", "toy story star wars", "x", "of stars"]
-)
+TEXTS = np.array(["the movie was great", "A bad story", "toy story star wars", "x", "of stars"])
 # TF refuses other characters in a name scope (optimizers open one per slot).
 VALID_SCOPE_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*")
 
@@ -594,4 +592,3 @@ def test_resolve_unreachable_url_raises_clear_error(tmp_path, monkeypatch):
         resolve_handle("http://127.0.0.1:9/model.tar.gz")
     with pytest.raises(OSError, match="Could not resolve"):
         HubLayer("http://127.0.0.1:9/model.tar.gz")
-

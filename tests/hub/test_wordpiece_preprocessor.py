@@ -307,9 +307,7 @@ def test_bert_pack_inputs_after_loading(minilm, minilm_export):
     expected = hf_encode(minilm.tokenizer, firsts, seconds, max_length=24, padding="max_length")
     assert_same_inputs(loaded.bert_pack_inputs([first, second], 24), expected, firsts)
     assert_same_inputs(
-        loaded.bert_pack_inputs(
-            [first.merge_dims(1, 2), second.merge_dims(1, 2)], tf.constant(24)
-        ),
+        loaded.bert_pack_inputs([first.merge_dims(1, 2), second.merge_dims(1, 2)], tf.constant(24)),
         expected,
         firsts,
     )

@@ -5,8 +5,8 @@ import math
 import keras
 import numpy as np
 import pytest
-
 from helpers import assert_config_round_trip
+
 from keras_rec.recommender.id_dropout import IdDropout
 from keras_rec.recommender.tower import build_tower
 from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval
@@ -15,8 +15,10 @@ from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval
 def _identity_towers():
     user = keras.Input(shape=(2,), name="embedding")
     item = keras.Input(shape=(2,), name="embedding")
-    return (keras.Model({"embedding": user}, user, name="user_tower"),
-            keras.Model({"embedding": item}, item, name="item_tower"))
+    return (
+        keras.Model({"embedding": user}, user, name="user_tower"),
+        keras.Model({"embedding": item}, item, name="item_tower"),
+    )
 
 
 def _loss(model, user, item, **extra):
@@ -57,15 +59,20 @@ def test_sampled_bce_loss_equals_hand_computed_value():
     # With two rows, each row's only possible negative is the other column.
     user = np.array([[1.0, 0.0], [0.0, 1.0]], "float32")
     item = np.array([[0.6, 0.8], [1.0, 0.0]], "float32")
-    model = TwoTowerRetrieval(*_identity_towers(), temperature=1.0, loss="sampled_bce",
-                              num_negatives=3, seed=1)
+    model = TwoTowerRetrieval(
+        *_identity_towers(), temperature=1.0, loss="sampled_bce", num_negatives=3, seed=1
+    )
     logits = [[0.6, 1.0], [0.8, 0.0]]
 
     def softplus(v):
         return math.log1p(math.exp(v))
 
-    expected = np.mean([softplus(-logits[0][0]) + softplus(logits[0][1]),
-                        softplus(-logits[1][1]) + softplus(logits[1][0])])
+    expected = np.mean(
+        [
+            softplus(-logits[0][0]) + softplus(logits[0][1]),
+            softplus(-logits[1][1]) + softplus(logits[1][0]),
+        ]
+    )
     assert _loss(model, user, item) == pytest.approx(expected, rel=1e-5)
     # The same item twice: the negative is an accidental hit and drops out.
     keys = np.array([5, 5], "int64")
@@ -85,11 +92,17 @@ def test_sampled_bce_training_learns():
     model = TwoTowerRetrieval(
         build_tower(8, "user_tower", output_dim=8, hidden_units=(16,)),
         build_tower(8, "item_tower", output_dim=8, hidden_units=(16,)),
-        temperature=0.1, loss="sampled_bce", num_negatives=4, seed=0,
+        temperature=0.1,
+        loss="sampled_bce",
+        num_negatives=4,
+        seed=0,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    x = {"user": {"embedding": users}, "item": {"embedding": items[item_ids]},
-         "item_key": item_ids.astype("int64")}
+    x = {
+        "user": {"embedding": users},
+        "item": {"embedding": items[item_ids]},
+        "item_key": item_ids.astype("int64"),
+    }
     history = model.fit(x, epochs=6, batch_size=64, verbose=0)
     assert history.history["loss"][-1] < 0.6 * history.history["loss"][0]
 

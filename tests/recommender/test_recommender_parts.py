@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import assert_config_round_trip, assert_keras_round_trip
+
 from keras_rec.recommender.brute_force_top_k import BruteForceTopK
 from keras_rec.recommender.retrieval_metrics import (
     per_user_metrics,
@@ -58,10 +58,12 @@ def test_two_tower_training_lowers_the_loss_and_round_trips(tmp_path):
     users, items, item_ids = _synthetic_pairs()
     model = TwoTowerRetrieval(
         build_tower(8, "user_tower", output_dim=8, hidden_units=(16,)),
-        build_tower(8, "item_tower", output_dim=8, hidden_units=(16,)), temperature=0.1,
+        build_tower(8, "item_tower", output_dim=8, hidden_units=(16,)),
+        temperature=0.1,
     )
     x = {
-        "user": {"embedding": users}, "item": {"embedding": items[item_ids]},
+        "user": {"embedding": users},
+        "item": {"embedding": items[item_ids]},
         "item_key": item_ids.astype("int64"),
         "item_log_q": np.log(np.full(len(item_ids), 1 / 32, "float32")),
     }
@@ -82,8 +84,9 @@ def test_brute_force_top_k_matches_numpy_and_excludes():
     scores, ids = index(queries)
     expected = np.argsort(-(queries @ candidates.T), axis=1, kind="stable")[:, :7]
     np.testing.assert_array_equal(ids.numpy(), identifiers[expected])
-    np.testing.assert_allclose(scores.numpy(), np.take_along_axis(queries @ candidates.T, expected, 1),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        scores.numpy(), np.take_along_axis(queries @ candidates.T, expected, 1), atol=1e-5
+    )
     exclude = np.full((5, 3), -1)
     exclude[:, 0] = expected[:, 0]  # drop each query's best
     _, ids = index(queries, exclude=exclude)
@@ -129,11 +132,15 @@ def test_ranker_binary_and_rating():
     from keras_rec.recommender.ranker import build_ranker
 
     rng = np.random.default_rng(3)
-    user, item = rng.normal(size=(64, 6)).astype("float32"), rng.normal(size=(64, 4)).astype("float32")
+    user, item = (
+        rng.normal(size=(64, 6)).astype("float32"),
+        rng.normal(size=(64, 4)).astype("float32"),
+    )
     liked = (user[:, 0] * item[:, 0] > 0).astype("float32")  # learnable interaction
     ranker = build_ranker(6, 4, hidden_units=(32,), dropout=0.0)
-    ranker.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy",
-                   metrics=["accuracy"])
+    ranker.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy", metrics=["accuracy"]
+    )
     history = ranker.fit({"user": user, "item": item}, liked, epochs=60, verbose=0)
     assert history.history["accuracy"][-1] > 0.9
     scores = ranker({"user": user, "item": item}).numpy()

@@ -19,26 +19,40 @@ DIM, USERS, ITEMS, K = 6, 12, 30, 5
 @pytest.fixture(scope="module")
 def parts():
     rng = np.random.default_rng(0)
-    tower = build_tower(DIM, "user_tower", output_dim=4, hidden_units=(8,),
-                        id_vocabulary_size=USERS + 1, feature_dim=DIM)
+    tower = build_tower(
+        DIM,
+        "user_tower",
+        output_dim=4,
+        hidden_units=(8,),
+        id_vocabulary_size=USERS + 1,
+        feature_dim=DIM,
+    )
     user_inputs = {
         "embedding": rng.normal(size=(USERS, DIM)).astype("float32"),
         "features": rng.normal(size=(USERS, DIM)).astype("float32"),
         "id": np.arange(1, USERS + 1, dtype="int64"),
     }
     item_vectors = rng.normal(size=(ITEMS, 4)).astype("float32")
-    seen = [rng.choice(ITEMS, size=rng.integers(0, 6), replace=False).tolist()
-            for _ in range(USERS)]
+    seen = [
+        rng.choice(ITEMS, size=rng.integers(0, 6), replace=False).tolist() for _ in range(USERS)
+    ]
     return tower, user_inputs, item_vectors, seen
 
 
 def _user_retrieval(parts, **kwargs):
     tower, user_inputs, item_vectors, seen = parts
     return UserRetrieval(
-        tower, np.arange(100, 100 + USERS), user_inputs, item_vectors,
-        item_ids=np.arange(1000, 1000 + ITEMS), item_titles=[f"t{i}" for i in range(ITEMS)],
-        k=K, popular_items=np.arange(ITEMS)[::-1], popular_scores=np.linspace(1, 0, ITEMS),
-        seen_items=seen, **kwargs,
+        tower,
+        np.arange(100, 100 + USERS),
+        user_inputs,
+        item_vectors,
+        item_ids=np.arange(1000, 1000 + ITEMS),
+        item_titles=[f"t{i}" for i in range(ITEMS)],
+        k=K,
+        popular_items=np.arange(ITEMS)[::-1],
+        popular_scores=np.linspace(1, 0, ITEMS),
+        seen_items=seen,
+        **kwargs,
     )
 
 
@@ -61,8 +75,14 @@ def test_exported_user_retrieval_equals_in_memory_and_numpy(parts, tmp_path):
     np.testing.assert_allclose(in_memory["scores"], expected_scores, atol=1e-5)
     assert in_memory["known_user"].all()
 
-    result = export(module, tmp_path, "retrieval", examples={"user_id": user_ids},
-                    signatures={"serving_default": module.serve}, chief=True)
+    result = export(
+        module,
+        tmp_path,
+        "retrieval",
+        examples={"user_id": user_ids},
+        signatures={"serving_default": module.serve},
+        chief=True,
+    )
     assert result.serving_check["ok"]
     served = tf.saved_model.load(result.path).signatures["serving_default"]
     outputs = served(user_id=tf.constant(user_ids))
@@ -76,20 +96,40 @@ def test_unknown_user_gets_the_popular_items(parts):
     outputs = module.serve(tf.constant([104, 424242], "int64"))
     assert outputs["known_user"].numpy().tolist() == [True, False]
     np.testing.assert_array_equal(outputs["item_ids"].numpy()[1], 1000 + np.arange(ITEMS)[::-1][:K])
-    np.testing.assert_allclose(outputs["scores"].numpy()[1], np.linspace(1, 0, ITEMS)[:K],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        outputs["scores"].numpy()[1], np.linspace(1, 0, ITEMS)[:K], atol=1e-6
+    )
 
 
 def test_width_mismatches_are_named(parts):
     tower, user_inputs, item_vectors, seen = parts
     with pytest.raises(ValueError, match="the item vectors has width 3 but the model expects 4"):
-        UserRetrieval(tower, np.arange(USERS), user_inputs, item_vectors[:, :3], np.arange(ITEMS),
-                      ["t"] * ITEMS, K, np.arange(ITEMS), np.ones(ITEMS))
+        UserRetrieval(
+            tower,
+            np.arange(USERS),
+            user_inputs,
+            item_vectors[:, :3],
+            np.arange(ITEMS),
+            ["t"] * ITEMS,
+            K,
+            np.arange(ITEMS),
+            np.ones(ITEMS),
+        )
     bad = {**user_inputs, "embedding": user_inputs["embedding"][:, :5]}
-    with pytest.raises(ValueError, match="user input 'embedding' has width 5 but the model "
-                                         "expects 6"):
-        UserRetrieval(tower, np.arange(USERS), bad, item_vectors, np.arange(ITEMS),
-                      ["t"] * ITEMS, K, np.arange(ITEMS), np.ones(ITEMS))
+    with pytest.raises(
+        ValueError, match="user input 'embedding' has width 5 but the model expects 6"
+    ):
+        UserRetrieval(
+            tower,
+            np.arange(USERS),
+            bad,
+            item_vectors,
+            np.arange(ITEMS),
+            ["t"] * ITEMS,
+            K,
+            np.arange(ITEMS),
+            np.ones(ITEMS),
+        )
 
 
 def test_query_retrieval_finds_an_item_by_its_text(tiny_hub_dir):
@@ -98,15 +138,29 @@ def test_query_retrieval_finds_an_item_by_its_text(tiny_hub_dir):
     texts = ["toy story", "star wars", "the movie of the story", "wars of the stars", "a"]
     embed = text_embedder(hub_dir=tiny_hub_dir)
     vectors = embed(texts)
-    module = QueryRetrieval(f"{tiny_hub_dir}/preprocess", f"{tiny_hub_dir}/encoder", vectors,
-                            np.arange(5) + 7, texts, k=2)
+    module = QueryRetrieval(
+        f"{tiny_hub_dir}/preprocess",
+        f"{tiny_hub_dir}/encoder",
+        vectors,
+        np.arange(5) + 7,
+        texts,
+        k=2,
+    )
     outputs = module.serve(tf.constant(["star wars", "toy story"]))
     np.testing.assert_array_equal(outputs["item_ids"].numpy()[:, 0], [8, 7])
     np.testing.assert_allclose(outputs["scores"].numpy()[:, 0], 1.0, atol=1e-5)
-    with pytest.raises(ValueError, match="the item embeddings has width 7 but the model "
-                                         f"expects {vectors.shape[1]}"):
-        QueryRetrieval(f"{tiny_hub_dir}/preprocess", f"{tiny_hub_dir}/encoder",
-                       np.ones((5, 7), "float32"), np.arange(5), texts, k=2)
+    with pytest.raises(
+        ValueError,
+        match=f"the item embeddings has width 7 but the model expects {vectors.shape[1]}",
+    ):
+        QueryRetrieval(
+            f"{tiny_hub_dir}/preprocess",
+            f"{tiny_hub_dir}/encoder",
+            np.ones((5, 7), "float32"),
+            np.arange(5),
+            texts,
+            k=2,
+        )
 
 
 def test_tower_and_ranker_serving_functions(parts):
@@ -115,14 +169,17 @@ def test_tower_and_ranker_serving_functions(parts):
     tower, user_inputs, _, _ = parts
     serve = tower_serving_function(tower)
     vectors = serve(*[tf.constant(user_inputs[name][:3]) for name in sorted(user_inputs)])
-    np.testing.assert_allclose(vectors["vector"].numpy(),
-                               tower({k: v[:3] for k, v in user_inputs.items()}).numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        vectors["vector"].numpy(),
+        tower({k: v[:3] for k, v in user_inputs.items()}).numpy(),
+        atol=1e-6,
+    )
     ranker = build_ranker(DIM, 4)
     user, item = user_inputs["embedding"][:3], np.ones((3, 4), "float32")
     scores = ranker_serving_function(ranker)(item=tf.constant(item), user=tf.constant(user))
-    np.testing.assert_allclose(scores["score"].numpy(),
-                               ranker({"user": user, "item": item}).numpy()[:, 0], atol=1e-6)
+    np.testing.assert_allclose(
+        scores["score"].numpy(), ranker({"user": user, "item": item}).numpy()[:, 0], atol=1e-6
+    )
 
 
 def test_items_never_trained_are_retrieved_from_their_text():
@@ -144,17 +201,30 @@ def test_items_never_trained_are_retrieved_from_their_text():
         temperature=0.1,
     )
     model.compile(optimizer=keras.optimizers.Adam(5e-3))
-    model.fit({"user": {"embedding": user_text},
-               "item": {"embedding": item_text[liked], "id": item_index[liked]},
-               "item_key": liked.astype("int64")}, epochs=15, batch_size=64, verbose=0)
+    model.fit(
+        {
+            "user": {"embedding": user_text},
+            "item": {"embedding": item_text[liked], "id": item_index[liked]},
+            "item_key": liked.astype("int64"),
+        },
+        epochs=15,
+        batch_size=64,
+        verbose=0,
+    )
     item_vectors = model.item_tower({"embedding": item_text, "id": item_index}).numpy()
     # New users, each liking one cold item.
     wanted = np.repeat(cold, 3)
     new_users = item_text[wanted] + 0.3 * rng.normal(size=(len(wanted), 8)).astype("float32")
     module = UserRetrieval(
-        model.user_tower, np.arange(len(wanted)), {"embedding": new_users}, item_vectors,
-        np.arange(num_items), [str(i) for i in range(num_items)], k=5,
-        popular_items=np.arange(num_items), popular_scores=np.ones(num_items),
+        model.user_tower,
+        np.arange(len(wanted)),
+        {"embedding": new_users},
+        item_vectors,
+        np.arange(num_items),
+        [str(i) for i in range(num_items)],
+        k=5,
+        popular_items=np.arange(num_items),
+        popular_scores=np.ones(num_items),
     )
     returned = module.serve(tf.constant(np.arange(len(wanted)), tf.int64))["item_ids"].numpy()
     hit_rate = np.mean([w in row for w, row in zip(wanted, returned)])

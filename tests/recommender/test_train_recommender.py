@@ -39,11 +39,28 @@ def trained(movielens_dir, tiny_model_path, tmp_path_factory):
     """One CLI run: 6,000 ratings, 10% of items cold, 2 epochs; its printed JSON and paths."""
     root = tmp_path_factory.mktemp("recommender")
     argv = [
-        "train-recommender", "--data", movielens_dir, "--model", tiny_model_path,
-        "--epochs", "2", "--output-dir", str(root / "saved_models"),
-        "--cache", str(root / "cache"), "--max-ratings", "6000",
-        "--cold-start-fraction", "0.1", "--ranker-epochs", "1", "--batch-size", "256",
-        "--mlflow", "--mlflow-experiment", "movies",
+        "train-recommender",
+        "--data",
+        movielens_dir,
+        "--model",
+        tiny_model_path,
+        "--epochs",
+        "2",
+        "--output-dir",
+        str(root / "saved_models"),
+        "--cache",
+        str(root / "cache"),
+        "--max-ratings",
+        "6000",
+        "--cold-start-fraction",
+        "0.1",
+        "--ranker-epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--mlflow",
+        "--mlflow-experiment",
+        "movies",
     ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERAS_REC_HOME", str(root / "home"))
@@ -53,14 +70,25 @@ def trained(movielens_dir, tiny_model_path, tmp_path_factory):
         with contextlib.redirect_stdout(stdout):
             assert main(argv) == 0
     lines = [line for line in stdout.getvalue().splitlines() if line.startswith("{")]
-    return {"summary": json.loads(lines[-1]), "root": root, "argv": argv,
-            "tracking_uri": f"sqlite:///{root / 'mlruns.db'}"}
+    return {
+        "summary": json.loads(lines[-1]),
+        "root": root,
+        "argv": argv,
+        "tracking_uri": f"sqlite:///{root / 'mlruns.db'}",
+    }
 
 
 def test_script_prints_metrics_and_writes_metrics_json(trained):
     summary = trained["summary"]
-    for key in ("top100_accuracy", "user_recall_at_10", "user_ndcg_at_10", "user_mrr",
-                "cold_start_recall_at_100", "popularity", "ranker"):
+    for key in (
+        "top100_accuracy",
+        "user_recall_at_10",
+        "user_ndcg_at_10",
+        "user_mrr",
+        "cold_start_recall_at_100",
+        "popularity",
+        "ranker",
+    ):
         assert key in summary, key
     assert summary["train_pairs"] + summary["test_pairs"] >= 6000
     assert summary["cold_items"] == 166 and summary["items"] == 1664
@@ -69,8 +97,9 @@ def test_script_prints_metrics_and_writes_metrics_json(trained):
     with open(summary["metrics_json"]) as file:
         written = json.load(file)
     assert written["top100_accuracy"] == summary["top100_accuracy"]
-    assert written["report"]["popularity"]["top100_accuracy"] == (
-        summary["popularity"]["top100_accuracy"]
+    assert (
+        written["report"]["popularity"]["top100_accuracy"]
+        == (summary["popularity"]["top100_accuracy"])
     )
     assert os.path.isfile(os.path.join(summary["run_dir"], "metrics.json"))
 
@@ -89,8 +118,9 @@ def trained_split(trained, movielens_dir):
     """The run's split, rebuilt (it is deterministic) to know each user's training items."""
     from keras_rec.recommender.train_recommender import _movielens_split
 
-    config = RecommenderTrainingConfig(data=movielens_dir, max_ratings=6000,
-                                       cold_start_fraction=0.1)
+    config = RecommenderTrainingConfig(
+        data=movielens_dir, max_ratings=6000, cold_start_fraction=0.1
+    )
     split, items, _ = _movielens_split(config)
     return split, items
 
@@ -98,7 +128,8 @@ def trained_split(trained, movielens_dir):
 def test_served_retrieval_answers_known_and_unknown_users(trained, trained_split):
     split, _ = trained_split
     serve = tf.saved_model.load(trained["summary"]["exports"]["retrieval"]).signatures[
-        "serving_default"]
+        "serving_default"
+    ]
     outputs = serve(user_id=tf.constant([1, 13, 999_999], tf.int64))
     assert outputs["item_ids"].shape == (3, 10)
     assert outputs["known_user"].numpy().tolist() == [True, True, False]
@@ -119,16 +150,14 @@ def test_cold_start_items_are_retrieved(trained, trained_split):
     assert not split.train["item_id"].isin(cold_ids).any()
     assert summary["cold_start_recall_at_100"] > 0  # an id-only model scores 0 here
     # Their tower vectors come from their text: distinct, not one shared "unknown" vector.
-    item_tower = tf.saved_model.load(summary["exports"]["item_tower"]).signatures[
-        "serving_default"]
+    item_tower = tf.saved_model.load(summary["exports"]["item_tower"]).signatures["serving_default"]
     cold_rows = items.index[items["item_id"].isin(cold_ids)][:20]
     vectors = item_tower(
         embedding=tf.constant(np.random.default_rng(0).normal(size=(20, 32)), tf.float32),
         id=tf.zeros([20], tf.int64),
     )["vector"].numpy()
     assert len(cold_rows) == 20 and np.ptp(vectors, axis=0).max() > 1e-3
-    query = tf.saved_model.load(summary["exports"]["query_retrieval"]).signatures[
-        "serving_default"]
+    query = tf.saved_model.load(summary["exports"]["query_retrieval"]).signatures["serving_default"]
     cold_items = items[items["item_id"].isin(cold_ids)].head(3)
     hits = query(text=tf.constant(cold_items["text"].tolist()))
     ids, scores = hits["item_ids"].numpy(), hits["scores"].numpy()
@@ -137,7 +166,10 @@ def test_cold_start_items_are_retrieved(trained, trained_split):
     # with 10+ items at cosine 1.0): then every returned item ties with it.
     for row, item_id in enumerate(cold_items["item_id"]):
         assert item_id in ids[row] or np.allclose(scores[row], 1.0, atol=1e-5), (
-            item_id, ids[row], scores[row])
+            item_id,
+            ids[row],
+            scores[row],
+        )
     assert any(item_id in ids[row] for row, item_id in enumerate(cold_items["item_id"]))
     np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-4)
 
@@ -151,8 +183,11 @@ def test_bad_settings_fail_before_training(tmp_path, movielens_dir):
 
 def test_duplicate_and_missing_interactions_are_named():
     ratings = pd.DataFrame({"user_id": [1, 1, 2, 1], "item_id": [5, 6, 5, 5]})
-    with pytest.raises(DataValidationError, match=r"1 duplicate \(user_id, item_id\) pairs, "
-                                                  r"e\.g\. \[\(1, 5\)\] at rows \[1, 4\]"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"1 duplicate \(user_id, item_id\) pairs, "
+        r"e\.g\. \[\(1, 5\)\] at rows \[1, 4\]",
+    ):
         check_interactions(ratings)
     with pytest.raises(DataValidationError, match=r"missing `item_id` values at rows \[2\]"):
         check_interactions(pd.DataFrame({"user_id": [1, 2], "item_id": [5, None]}))
@@ -183,21 +218,27 @@ def _synthetic_inputs(num_users=8, num_items=12, pairs=96, dim=6, seed=0):
     train_users = rng.integers(0, num_users, size=pairs)
     train_items = rng.integers(0, num_items, size=pairs)
     return RecommenderInputs(
-        item_ids=np.arange(num_items) + 1, item_titles=[f"m{i}" for i in range(num_items)],
-        item_texts=[f"m{i}" for i in range(num_items)], item_embeddings=items,
-        item_id_index=np.arange(1, num_items + 1), user_ids=np.arange(num_users) + 1,
+        item_ids=np.arange(num_items) + 1,
+        item_titles=[f"m{i}" for i in range(num_items)],
+        item_texts=[f"m{i}" for i in range(num_items)],
+        item_embeddings=items,
+        item_id_index=np.arange(1, num_items + 1),
+        user_ids=np.arange(num_users) + 1,
         user_texts=["u"] * num_users,
         user_embeddings=rng.normal(size=(num_users, dim)).astype("float32"),
         user_history=history_embeddings(train_users, train_items, items, num_users),
-        user_id_index=np.arange(1, num_users + 1), train_users=train_users,
-        train_items=train_items, test_users=train_users[:8], test_items=train_items[:8],
+        user_id_index=np.arange(1, num_users + 1),
+        train_users=train_users,
+        train_items=train_items,
+        test_users=train_users[:8],
+        test_items=train_items[:8],
         cold_items=np.zeros(0, np.int64),
     )
 
 
 def test_fit_retrieval_builds_under_the_mirrored_strategy():
-    from keras_rec.training.distribute import get_strategy
     from keras_rec.recommender.train_recommender import fit_retrieval
+    from keras_rec.training.distribute import get_strategy
 
     strategy = get_strategy("mirrored")
     config = RecommenderTrainingConfig(epochs=2, batch_size=32, output_dim=4, hidden_units=(8,))
@@ -228,16 +269,21 @@ def test_mlflow_run_is_read_back(trained):
             (stack.append if item.is_dir else artifacts.add)(item.path)
     for name in EXPORT_NAMES:
         assert f"saved_models/{name}/saved_model.pb" in artifacts, name
-    assert {"evaluation/recall_at_k.png", "evaluation/training_curves.png",
-            "evaluation/metrics.json"} <= artifacts
+    assert {
+        "evaluation/recall_at_k.png",
+        "evaluation/training_curves.png",
+        "evaluation/metrics.json",
+    } <= artifacts
 
     # Raw text in, the same top-K items as the exported query_retrieval.
     texts = ["star wars", "a toy story"]
     predicted = mlflow.pyfunc.load_model(summary["mlflow_model_uri"]).predict(texts)
     served = tf.saved_model.load(summary["exports"]["query_retrieval"]).signatures[
-        "serving_default"](text=tf.constant(texts))
-    np.testing.assert_array_equal(np.array(predicted["item_ids"].tolist()),
-                                  served["item_ids"].numpy())
+        "serving_default"
+    ](text=tf.constant(texts))
+    np.testing.assert_array_equal(
+        np.array(predicted["item_ids"].tolist()), served["item_ids"].numpy()
+    )
     assert predicted["titles"][0][0] == served["titles"].numpy()[0, 0].decode()
     st = mlflow.sentence_transformers.load_model(summary["mlflow_sentence_transformer_uri"])
     assert st.encode(texts).shape == (2, 32)

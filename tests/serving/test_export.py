@@ -101,8 +101,9 @@ def test_rest_examples_round_trip_through_the_loaded_signature(text_export):
         request = json.load(open(os.path.join(extra, request_file)))
         response = json.load(open(os.path.join(extra, response_file)))
         assert request["signature_name"] == "serving_default"
-        assert (style in request) and len(request[style] if style == "instances" else
-                                          request[style]["text"]) == len(TEXTS)
+        assert (style in request) and len(
+            request[style] if style == "instances" else request[style]["text"]
+        ) == len(TEXTS)
         assert rest_mismatches(predict_rest(signature, request), response) == []
     # A changed response would be caught.
     response["outputs"][0][0] += 0.01
@@ -144,8 +145,14 @@ def test_versions_only_grow_and_are_never_overwritten(tmp_path):
 
     def run(**kwargs):
         return export(
-            model, tmp_path, "m", examples=examples, chief=True, serving_check=False,
-            warmup=False, **kwargs,
+            model,
+            tmp_path,
+            "m",
+            examples=examples,
+            chief=True,
+            serving_check=False,
+            warmup=False,
+            **kwargs,
         )
 
     assert [run().version for _ in range(3)] == [1, 2, 3]
@@ -193,7 +200,9 @@ _KILL_SCRIPT = textwrap.dedent(
 def test_a_killed_export_leaves_no_version_and_a_rerun_works(tmp_path, point):
     process = subprocess.run(
         [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path), point],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     assert process.returncode == -9, process.stderr[-2000:]
@@ -203,8 +212,14 @@ def test_a_killed_export_leaves_no_version_and_a_rerun_works(tmp_path, point):
 
     x = keras.Input(shape=(2,), name="x")
     model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
-    result = export(model, tmp_path, "m", examples={"x": np.ones((2, 2), "float32")}, chief=True,
-                    serving_check=False)
+    result = export(
+        model,
+        tmp_path,
+        "m",
+        examples={"x": np.ones((2, 2), "float32")},
+        chief=True,
+        serving_check=False,
+    )
     assert result.version == 1
     assert sorted(os.listdir(tmp_path / "m")) == [".keras_rec_export.lock", "1"]
 
@@ -218,8 +233,14 @@ class _PythonOpModule(tf.Module):
 def test_an_op_outside_the_target_is_reported_and_nothing_is_published(tmp_path):
     module = _PythonOpModule()
     with pytest.raises(ServingCompatibilityError, match="EagerPyFunc"):
-        export(module, tmp_path, "py", examples=[1.0, 2.0],
-               signatures={"serving_default": module.serve}, chief=True)
+        export(
+            module,
+            tmp_path,
+            "py",
+            examples=[1.0, 2.0],
+            signatures={"serving_default": module.serve},
+            chief=True,
+        )
     assert os.listdir(tmp_path / "py") == [".keras_rec_export.lock"] or not any(
         name.isdigit() or name.startswith(".tmp-") for name in os.listdir(tmp_path / "py")
     )
@@ -235,8 +256,15 @@ def test_hub_encoder_module_exports_with_tf_text_kernels(tiny_hub_dir, tmp_path)
         outputs = module.encoder(module.preprocess(text), training=False)
         return {"embedding": outputs["sentence_embedding"]}
 
-    result = export(module, tmp_path, "encoder", examples=TEXTS,
-                    signatures={"serving_default": embed}, target="tfserving-2.20", chief=True)
+    result = export(
+        module,
+        tmp_path,
+        "encoder",
+        examples=TEXTS,
+        signatures={"serving_default": embed},
+        target="tfserving-2.20",
+        chief=True,
+    )
     assert result.op_check.target == "tfserving-2.20"
     assert result.serving_check["ok"] and result.serving_check["op_libraries"] > 0
     assert "WordpieceTokenizeWithOffsets" in result.op_check.ops
@@ -283,12 +311,19 @@ def test_chief_is_read_from_tf_config(tmp_path, monkeypatch):
 def test_bad_arguments_fail_before_writing(tmp_path, kwargs, error, match):
     x = keras.Input(shape=(2,), name="x")
     model = keras.Model(x, keras.layers.Dense(1, name="y")(x))
-    arguments = {"base_dir": str(tmp_path), "model_name": "m",
-                 "examples": {"x": np.ones((2, 2), "float32")}, **kwargs}
+    arguments = {
+        "base_dir": str(tmp_path),
+        "model_name": "m",
+        "examples": {"x": np.ones((2, 2), "float32")},
+        **kwargs,
+    }
     with pytest.raises(error, match=match):
         export(model, chief=True, **arguments)
-    assert not any(name.isdigit() for name in os.listdir(tmp_path / "m")) if os.path.isdir(
-        tmp_path / "m") else True
+    assert (
+        not any(name.isdigit() for name in os.listdir(tmp_path / "m"))
+        if os.path.isdir(tmp_path / "m")
+        else True
+    )
 
 
 # === TF Serving's loader path ===
@@ -338,10 +373,23 @@ def test_saved_model_cli_run_answers_like_the_model(lookup_export, tmp_path):
     np.save(tmp_path / "genre.npy", np.array([g.encode() for g in GENRES]))
     saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     process = subprocess.run(
-        [saved_model_cli, "run", "--dir", result.path, "--tag_set", "serve",
-         "--signature_def", "serving_default", "--inputs", f"genre={tmp_path / 'genre.npy'}",
-         "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        [
+            saved_model_cli,
+            "run",
+            "--dir",
+            result.path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"genre={tmp_path / 'genre.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     assert process.returncode == 0, process.stderr[-3000:]

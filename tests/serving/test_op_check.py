@@ -19,7 +19,6 @@ TEXT_OPS = [
 NEW_TEXT_OPS = ["TFText>RoundRobinTrim", "TFText>RoundRobinGenerateMasks", "TFText>Utf8Binarize"]
 
 
-
 def _save(module: tf.Module, path) -> str:
     tf.saved_model.save(module, str(path))
     return str(path)

@@ -38,10 +38,21 @@ def test_tracking_uri_resolution(monkeypatch):
 
 def test_classifier_run_is_read_back(tracking_uri, tmp_path, labelled_csv, tiny_model_path):
     config = ClassifierTrainingConfig(
-        data=labelled_csv, text_column="body", label_column="topic", model=tiny_model_path,
-        epochs=6, batch_size=16, hidden_units=(32,), head_learning_rate=1e-2,
-        test_fraction=0.25, output_dir=str(tmp_path / "saved_models"), model_name="topics",
-        cache=str(tmp_path / "cache"), patience=0, mlflow=True, mlflow_experiment="topics-exp",
+        data=labelled_csv,
+        text_column="body",
+        label_column="topic",
+        model=tiny_model_path,
+        epochs=6,
+        batch_size=16,
+        hidden_units=(32,),
+        head_learning_rate=1e-2,
+        test_fraction=0.25,
+        output_dir=str(tmp_path / "saved_models"),
+        model_name="topics",
+        cache=str(tmp_path / "cache"),
+        patience=0,
+        mlflow=True,
+        mlflow_experiment="topics-exp",
     )
     summary = train_classifier(config)
     client = mlflow.tracking.MlflowClient(tracking_uri)
@@ -55,9 +66,13 @@ def test_classifier_run_is_read_back(tracking_uri, tmp_path, labelled_csv, tiny_
     losses = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in losses] == list(range(6))
     artifacts = _artifacts(client, run.info.run_id)
-    for expected in ("evaluation/confusion_matrix.png", "evaluation/training_curves.png",
-                     "evaluation/metrics.json", "saved_model/saved_model.pb",
-                     "saved_model/assets.extra/labels.txt"):
+    for expected in (
+        "evaluation/confusion_matrix.png",
+        "evaluation/training_curves.png",
+        "evaluation/metrics.json",
+        "saved_model/saved_model.pb",
+        "saved_model/assets.extra/labels.txt",
+    ):
         assert expected in artifacts, (expected, artifacts)
 
     # The pyfunc model takes raw text and equals the exported (= in-memory) model.
@@ -66,9 +81,9 @@ def test_classifier_run_is_read_back(tracking_uri, tmp_path, labelled_csv, tiny_
     predicted = pyfunc.predict(texts)
     assert list(predicted.columns) == summary["labels"]
     served = tf.saved_model.load(summary["export_path"]).signatures["serving_default"]
-    np.testing.assert_allclose(predicted.to_numpy(),
-                               served(text=tf.constant(texts))["probabilities"].numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        predicted.to_numpy(), served(text=tf.constant(texts))["probabilities"].numpy(), atol=1e-6
+    )
     assert pyfunc.metadata.get_input_schema().input_types()[0].name == "string"
 
     # The sentence-transformer, as itself and as pyfunc.
@@ -78,5 +93,6 @@ def test_classifier_run_is_read_back(tracking_uri, tmp_path, labelled_csv, tiny_
     st_uri = summary["mlflow_sentence_transformer_uri"]
     loaded = mlflow.sentence_transformers.load_model(st_uri)
     np.testing.assert_allclose(loaded.encode(texts), reference, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(mlflow.pyfunc.load_model(st_uri).predict(texts)),
-                               reference, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(mlflow.pyfunc.load_model(st_uri).predict(texts)), reference, atol=1e-5
+    )
