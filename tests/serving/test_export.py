@@ -438,3 +438,19 @@ def test_a_failing_warmup_record_fails_the_check(lookup_export, tmp_path):
     write_warmup_requests(copy, "genre_score", {"genre": np.ones(2, np.float32)})
     with pytest.raises(ServingCheckError, match="warmup record 0 failed"):
         check_serving(copy)
+
+
+def test_an_export_failing_the_serving_check_is_not_published(tmp_path, monkeypatch):
+    from keras_rec.serving import saved_model_export
+
+    def layers_root(exported, functions):  # today's bug: Keras layers, not their variables
+        root = tf.Module()
+        root.layers = list(exported.layers)
+        return root
+
+    monkeypatch.setattr(saved_model_export, "serving_root", layers_root)
+    with pytest.raises(ServingCheckError, match="Could not find variable"):
+        export(_lookup_model(), tmp_path, "broken", examples=GENRES, chief=True, warmup=False)
+    assert not any(
+        name.isdigit() or name.startswith(".tmp-") for name in os.listdir(tmp_path / "broken")
+    )
