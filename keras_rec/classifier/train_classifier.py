@@ -66,7 +66,9 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
 def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, Any]:
     import keras
     import tensorflow as tf
+    from fsspec.implementations.local import LocalFileSystem
 
+    from keras_rec.atomic_io import write_bytes_atomic
     from keras_rec.classifier import labeled_texts
     from keras_rec.classifier.evaluation import evaluation_report, plot_confusion_matrix
     from keras_rec.classifier.serving_function import classifier_serving_function
@@ -78,6 +80,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     from keras_rec.hub.local_hub import hub_modules
     from keras_rec.serving.saved_model_export import export
     from keras_rec.training.distribute import get_strategy
+    from keras_rec.training.run_checkpoints import backup_callback, finish_run, start_run
     from keras_rec.training.sagemaker_env import is_chief
     from keras_rec.training.training_plots import plot_training_curves
 
@@ -85,6 +88,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     keras.utils.set_random_seed(config.seed)
     tracker.log_params(config_dict(config))
     strategy = get_strategy(config.distribute)
+    resumed = start_run(config, config.model_name)
 
     # === Data ===
     frame, source = _load_frame(config)
@@ -113,6 +117,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     run_dir = new_run_dir(config.output_dir, config.model_name)
     callbacks = _callbacks(config, run_dir, has_validation=len(validation) > 0)
     callbacks += tracker.keras_callbacks()
+    callbacks.append(backup_callback(config, config.model_name, "classifier"))
     validation_data = None
     # === Training ===
     with strategy.scope():
@@ -233,13 +238,18 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
         "export_path": result.path,
         "version": result.version,
         "run_dir": run_dir,
+        "resumed": resumed,
         "confusion_matrix_png": figure,
         "train_seconds": round(train_seconds, 1),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    with open(os.path.join(run_dir, "metrics.json"), "w") as file:
-        json.dump({**summary, **metrics}, file, indent=1)
+    write_bytes_atomic(
+        LocalFileSystem(),
+        os.path.join(run_dir, "metrics.json"),
+        json.dumps({**summary, **metrics}, indent=1).encode("utf-8"),
+    )
     summary["metrics_json"] = os.path.join(run_dir, "metrics.json")
+    finish_run(config, config.model_name)
 
     # === Tracking ===
     if tracker.enabled:

@@ -75,12 +75,14 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, recall_curve
     from keras_rec.recommender.retrieval_metrics import popularity_scores
     from keras_rec.training.distribute import get_strategy
+    from keras_rec.training.run_checkpoints import backup_callback, finish_run, start_run
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     tracker.log_params(config_dict(config))
     strategy = get_strategy(config.distribute)
+    resumed = start_run(config, "recommender")
 
     # === Data and embeddings ===
     split, inputs, hub_dir, embed = prepare_movielens_inputs(config)
@@ -96,6 +98,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         callbacks=[
             keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
             *tracker.keras_callbacks(),
+            backup_callback(config, "recommender", "retrieval"),
         ],
     )
 
@@ -152,6 +155,8 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         ),
         "exports": {name: result.path for name, result in exports.items()},
         "run_dir": run_dir,
+        "resumed": resumed,
+        "epochs_run": len(history.history.get("loss", [])),
         "embed_seconds": round(embed_seconds, 1),
         "train_seconds": round(train_seconds, 1),
         "train_examples_per_second": round(
@@ -166,6 +171,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     ):
         write_bytes_atomic(LocalFileSystem(), path, text.encode("utf-8"))
     summary["metrics_json"] = os.path.join(config.output_dir, "metrics.json")
+    finish_run(config, "recommender")
 
     # === Tracking ===
     if tracker.enabled:
@@ -233,11 +239,19 @@ def fit_retrieval(config: RecommenderTrainingConfig, inputs, strategy=None, call
 
     strategy = strategy or tf.distribute.get_strategy()
     start = time.perf_counter()
+    pairs = _training_pairs(inputs, config)
     with strategy.scope():
         retrieval = _build_retrieval(config, inputs)
         retrieval.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        # Built before `fit`, as restoring a backup needs (without drawing from `pairs`).
+        retrieval(
+            {
+                "user": inputs.user_features(inputs.train_users[:2]),
+                "item": inputs.item_features(inputs.train_items[:2]),
+            }
+        )
     history = retrieval.fit(
-        _training_pairs(inputs, config),
+        pairs,
         epochs=config.epochs,
         verbose=2,
         shuffle=False,
@@ -358,6 +372,7 @@ def _train_ranker(config, inputs, tracker):
     import keras
 
     from keras_rec.recommender.ranker import build_ranker
+    from keras_rec.training.run_checkpoints import backup_callback
 
     dim = inputs.embedding_dim
     ranker = build_ranker(dim, dim, task=config.ranker_task)
@@ -403,7 +418,10 @@ def _train_ranker(config, inputs, tracker):
             epochs=config.ranker_epochs,
             shuffle=True,
             verbose=2,
-            callbacks=tracker.keras_callbacks("ranker_"),
+            callbacks=[
+                *tracker.keras_callbacks("ranker_"),
+                backup_callback(config, "recommender", "ranker"),
+            ],
         )
     predictions = ranker.predict(
         features(test_users, test_items), batch_size=4096, verbose=0

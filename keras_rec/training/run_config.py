@@ -25,6 +25,11 @@ class RunConfig:
         mlflow: bool. Track the run with MLflow (also on when
             `MLFLOW_TRACKING_URI` is set; default store `sqlite:///mlruns.db`).
         mlflow_experiment: str. MLflow experiment name.
+        resume: bool. Resume an interrupted run with the same settings from
+            its backups (`keras_rec.training.run_checkpoints`); False deletes
+            them and starts over.
+        checkpoint_steps: int or None. Back up every N training steps instead
+            of at each epoch end.
     """
 
     seed: int = 42
@@ -38,3 +43,21 @@ class RunConfig:
         "default store sqlite:///mlruns.db)",
     )
     mlflow_experiment: str = "keras_rec"
+    resume: bool = flag(
+        True,
+        "start over instead of resuming from the backups of an interrupted run with the "
+        "same settings",
+    )
+    checkpoint_steps: int | None = flag(
+        None, "back up every N training steps instead of at each epoch end"
+    )
+
+    def __post_init__(self):
+        steps = self.checkpoint_steps
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+        ):
+            raise ValueError(
+                "`checkpoint_steps` must be a positive integer or None. "
+                f"Received: checkpoint_steps={steps!r}"
+            )
