@@ -12,6 +12,8 @@ TensorFlow or PyTorch import):
 - `keras_rec.recommender`: two-tower retrieval, ranker, training script.
 - `keras_rec.serving`: checked, versioned SavedModel exports for TF Serving.
 - `keras_rec.tracking`: MLflow runs of the training scripts.
+- `keras_rec.training`: run settings, the training scripts' flags, SageMaker
+  conventions, strategies, resumable runs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("classifier", "data", "embeddings", "hub", "recommender", "serving", "tracking")
+_SUBPACKAGES = (
+    "classifier",
+    "data",
+    "embeddings",
+    "hub",
+    "recommender",
+    "serving",
+    "tracking",
+    "training",
+)
 
 __all__ = ["__version__", *_SUBPACKAGES]
 
