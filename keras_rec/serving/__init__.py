@@ -29,7 +29,7 @@ _EXPORTS = {
     "rest_request": "rest_examples",
     "rest_request_inputs": "rest_examples",
     "rest_response": "rest_examples",
-    "serving_root": "serving_root",
+    "serving_root": "export_root",
     "serving_signature_specs": "saved_model_ops",
     "write_serving_config": "serving_config",
     "write_warmup_requests": "warmup_requests",

@@ -454,3 +454,12 @@ def test_an_export_failing_the_serving_check_is_not_published(tmp_path, monkeypa
     assert not any(
         name.isdigit() or name.startswith(".tmp-") for name in os.listdir(tmp_path / "broken")
     )
+
+
+def test_public_names_resolve_whatever_was_imported_first():
+    import keras_rec.serving as serving
+    from keras_rec.serving import export_root, saved_model_export  # noqa: F401 - submodules
+
+    for name in serving.__all__:
+        value = getattr(serving, name)
+        assert not isinstance(value, type(serving)), f"keras_rec.serving.{name} is a module"
