@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from keras_rec.serving import versioned_dir
+from keras_rec.serving.export_root import serving_root
 from keras_rec.serving.op_check import DEFAULT_TARGET, OpCheckResult, assert_servable
 from keras_rec.serving.serving_check import check_serving
-from keras_rec.serving.export_root import serving_root
 
 logger = logging.getLogger(__name__)
 
