@@ -104,8 +104,8 @@ def check_serving(
             batch_sizes.append(size)
             expected_arrays[f"batch {size}"] = expected_by_batch[size]
     elif "inputs" in rest_files:
-        request, response = rest_files["inputs"]
-        _, inputs = rest_request_inputs(request, specs)
+        _, response = rest_files["inputs"]
+        inputs = requests["REST inputs example"][1]
         rows = len(next(iter(inputs.values())))
         for size in sorted({rows, 1}, reverse=True):
             requests[f"batch {size}"] = (signature, take_rows(inputs, size))
