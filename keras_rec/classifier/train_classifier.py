@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from keras_rec.training.classifier_config import ClassifierTrainingConfig
-from keras_rec.training.script_arguments import config_dict, new_run_dir, require_positive_ints
+from keras_rec.training.script_arguments import config_dict, require_positive_ints
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +54,19 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
         A JSON-serializable summary with the test metrics and export paths.
     """
     from keras_rec.tracking import tracking_run
-    from keras_rec.training.sagemaker_env import is_chief
+    from keras_rec.training.training_run import training_run
 
     _check_config(config)
-    with tracking_run(
-        config.mlflow, config.mlflow_experiment, config.model_name, chief=is_chief()
-    ) as tracker:
-        return _train_classifier(config, tracker)
+    with (
+        training_run(config, config.model_name) as run,
+        tracking_run(
+            config.mlflow, config.mlflow_experiment, config.model_name, chief=run.chief
+        ) as tracker,
+    ):
+        return _train_classifier(config, run, tracker)
 
 
-def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, Any]:
+def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[str, Any]:
     import keras
     import tensorflow as tf
     from fsspec.implementations.local import LocalFileSystem
@@ -79,16 +82,14 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     from keras_rec.embeddings.text_embedder import text_embedder
     from keras_rec.hub.local_hub import hub_modules
     from keras_rec.serving.saved_model_export import export
-    from keras_rec.training.distribute import get_strategy
-    from keras_rec.training.run_checkpoints import backup_callback, finish_run, start_run
-    from keras_rec.training.sagemaker_env import is_chief
+    from keras_rec.training.local_predict import predict_locally
+    from keras_rec.training.sagemaker_env import worker_count
+    from keras_rec.training.strategy_fit import strategy_fit
     from keras_rec.training.training_plots import plot_training_curves
 
     start = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
     tracker.log_params(config_dict(config))
-    strategy = get_strategy(config.distribute)
-    resumed = start_run(config, config.model_name)
+    strategy = run.strategy
 
     # === Data ===
     frame, source = _load_frame(config)
@@ -114,11 +115,18 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
     hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir)
     preprocess_dir, encoder_dir = (os.path.join(hub_dir, n) for n in ("preprocess", "encoder"))
 
-    run_dir = new_run_dir(config.output_dir, config.model_name)
+    run_dir = run.run_dir
     callbacks = _callbacks(config, run_dir, has_validation=len(validation) > 0)
     callbacks += tracker.keras_callbacks()
-    callbacks.append(backup_callback(config, config.model_name, "classifier"))
-    validation_data = None
+    fit_options = dict(
+        strategy=strategy,
+        seed=config.seed,
+        checkpoint_dir=run.checkpoint_dir("classifier"),
+        checkpoint_steps=config.checkpoint_steps,
+        chief=run.chief,
+        name=config.model_name,
+    )
+    validation_examples = None
     # === Training ===
     with strategy.scope():
         if config.trainable:
@@ -140,23 +148,25 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
-            train_inputs = _text_dataset(train, config.batch_size, shuffle_seed=config.seed)
             if len(validation):
-                validation_data = _text_dataset(validation, config.batch_size)
-            checkpoint_dir = os.path.join(run_dir, "checkpoints")
-            os.makedirs(checkpoint_dir, exist_ok=True)
-            callbacks.append(
-                keras.callbacks.ModelCheckpoint(
-                    os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
-                    save_weights_only=True,
+                validation_examples = _text_examples(validation)
+            if run.chief:
+                checkpoint_dir = os.path.join(run_dir, "checkpoints")
+                os.makedirs(checkpoint_dir, exist_ok=True)
+                callbacks.append(
+                    keras.callbacks.ModelCheckpoint(
+                        os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
+                        save_weights_only=True,
+                    )
                 )
-            )
-            history = model.fit(
-                train_inputs,
-                validation_data=validation_data,
-                epochs=config.epochs,
+            history = strategy_fit(
+                model,
+                _text_examples(train),
+                config.batch_size,
+                config.epochs,
+                validation_examples=validation_examples,
                 callbacks=callbacks,
-                verbose=2,
+                **fit_options,
             )
         else:
             embed = text_embedder(sentence_encoder, config.cache, hub_dir)
@@ -170,16 +180,17 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
                 metrics=["accuracy"],
             )
             if len(validation):
-                validation_data = (embed(validation.texts), validation.labels)
-            history = head.fit(
-                train_x,
-                train.labels,
-                batch_size=config.batch_size,
-                epochs=config.epochs,
-                validation_data=validation_data,
+                validation_examples = tf.data.Dataset.from_tensor_slices(
+                    (embed(validation.texts), validation.labels)
+                )
+            history = strategy_fit(
+                head,
+                tf.data.Dataset.from_tensor_slices((train_x, train.labels)),
+                config.batch_size,
+                config.epochs,
+                validation_examples=validation_examples,
                 callbacks=callbacks,
-                shuffle=True,
-                verbose=2,
+                **fit_options,
             )
             model = build_text_classifier(
                 preprocess_dir, encoder_dir, len(vocabulary), trainable=False, head=head
@@ -190,7 +201,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
         cache_counts = {"encoded": embed.encoded, "cached": embed.cached}
 
     # === Evaluation ===
-    probabilities = model.predict(_text_dataset(test, 64), verbose=0)
+    probabilities = predict_locally(model, np.array(test.texts, dtype=object), batch_size=64)
     report = evaluation_report(test.labels, probabilities, vocabulary)
     figure = plot_confusion_matrix(report, os.path.join(run_dir, "confusion_matrix.png"))
     curves = plot_training_curves(history.history, os.path.join(run_dir, "training_curves.png"))
@@ -216,7 +227,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
         examples=examples,
         signatures={"serving_default": classifier_serving_function(model, vocabulary)},
         target=config.target,
-        chief=is_chief(),
+        chief=run.chief,
         assets_extra={
             "metrics.json": json.dumps(metrics, indent=1),
             "labels.txt": "".join(f"{label}\n" for label in vocabulary),
@@ -238,18 +249,20 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
         "export_path": result.path,
         "version": result.version,
         "run_dir": run_dir,
-        "resumed": resumed,
+        "resumed": run.resumed,
+        "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
+        "workers": worker_count(),
         "confusion_matrix_png": figure,
         "train_seconds": round(train_seconds, 1),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    write_bytes_atomic(
-        LocalFileSystem(),
-        os.path.join(run_dir, "metrics.json"),
-        json.dumps({**summary, **metrics}, indent=1).encode("utf-8"),
-    )
-    summary["metrics_json"] = os.path.join(run_dir, "metrics.json")
-    finish_run(config, config.model_name)
+    if run.chief:
+        write_bytes_atomic(
+            LocalFileSystem(),
+            os.path.join(run_dir, "metrics.json"),
+            json.dumps({**summary, **metrics}, indent=1).encode("utf-8"),
+        )
+        summary["metrics_json"] = os.path.join(run_dir, "metrics.json")
 
     # === Tracking ===
     if tracker.enabled:
@@ -265,7 +278,7 @@ def _train_classifier(config: ClassifierTrainingConfig, tracker) -> dict[str, An
             tracker.log_artifact(path, "evaluation")
         if result.written:
             tracker.log_artifacts(result.path, "saved_model")
-            probabilities = model.predict(tf.constant(examples), verbose=0)
+            probabilities = predict_locally(model, np.array(examples, dtype=object))
             summary["mlflow_model_uri"] = tracker.log_text_model(
                 result.path,
                 "classifier",
@@ -320,21 +333,19 @@ def _external_test_split(config, vocabulary):
     return LabeledSplit(frame["text"].tolist(), labels, np.arange(len(frame), dtype=np.int64))
 
 
-def _text_dataset(split, batch_size, shuffle_seed=None):
+def _text_examples(split):
+    """Unbatched `tf.data` of `(text, label)` examples of a split."""
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices(
+    return tf.data.Dataset.from_tensor_slices(
         (tf.constant(split.texts, tf.string), tf.constant(split.labels, tf.int64))
     )
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _callbacks(config, run_dir, has_validation):
     import keras
 
-    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"))]
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False)]
     if config.patience and has_validation:
         callbacks.append(
             keras.callbacks.EarlyStopping(

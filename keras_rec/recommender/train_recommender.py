@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from keras_rec.training.recommender_config import RecommenderTrainingConfig
-from keras_rec.training.script_arguments import config_dict, new_run_dir, require_positive_ints
+from keras_rec.training.script_arguments import config_dict, require_positive_ints
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ EXAMPLE_QUERIES = (
     "scary horror movie",
 )
 UNKNOWN_USER_ID = 999_999
+RANKER_BATCH_SIZE = 1024
 
 
 def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
@@ -57,16 +58,19 @@ def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
         A JSON-serializable summary: metrics, baseline, exports.
     """
     from keras_rec.tracking import tracking_run
-    from keras_rec.training.sagemaker_env import is_chief
+    from keras_rec.training.training_run import training_run
 
     _check_config(config)
-    with tracking_run(
-        config.mlflow, config.mlflow_experiment, "recommender", chief=is_chief()
-    ) as tracker:
-        return _train_recommender(config, tracker)
+    with (
+        training_run(config, "recommender") as run,
+        tracking_run(
+            config.mlflow, config.mlflow_experiment, "recommender", chief=run.chief
+        ) as tracker,
+    ):
+        return _train_recommender(config, run, tracker)
 
 
-def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, Any]:
+def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[str, Any]:
     import keras
     import tensorflow as tf
     from fsspec.implementations.local import LocalFileSystem
@@ -74,15 +78,12 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     from keras_rec.atomic_io import write_bytes_atomic
     from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, recall_curve
     from keras_rec.recommender.retrieval_metrics import popularity_scores
-    from keras_rec.training.distribute import get_strategy
-    from keras_rec.training.run_checkpoints import backup_callback, finish_run, start_run
+    from keras_rec.training.sagemaker_env import worker_count
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     start = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
     tracker.log_params(config_dict(config))
-    strategy = get_strategy(config.distribute)
-    resumed = start_run(config, "recommender")
+    run_dir = run.run_dir
 
     # === Data and embeddings ===
     split, inputs, hub_dir, embed = prepare_movielens_inputs(config)
@@ -90,16 +91,16 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
     embed_seconds = time.perf_counter() - start
 
     # === Retrieval training ===
-    run_dir = new_run_dir(config.output_dir, "recommender")
     retrieval, history, train_seconds = fit_retrieval(
         config,
         inputs,
-        strategy,
+        run.strategy,
         callbacks=[
-            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
+            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
             *tracker.keras_callbacks(),
-            backup_callback(config, "recommender", "retrieval"),
         ],
+        checkpoint_dir=run.checkpoint_dir("retrieval"),
+        chief=run.chief,
     )
 
     # === Evaluation ===
@@ -120,7 +121,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
             title="two-tower retrieval",
         ),
     ]
-    ranker, ranker_metrics = _train_ranker(config, inputs, tracker)
+    ranker, ranker_metrics = _train_ranker(config, inputs, run, tracker)
 
     # === Export ===
     report = {
@@ -133,7 +134,7 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         "config": config_dict(config),
     }
     exports, query_retrieval = _export_all(
-        config, retrieval, ranker, inputs, item_vectors, hub_dir, report
+        config, retrieval, ranker, inputs, item_vectors, hub_dir, report, run.chief
     )
     summary = {
         **{k: metrics[k] for k in metrics if k != "test_pairs"},
@@ -155,7 +156,9 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         ),
         "exports": {name: result.path for name, result in exports.items()},
         "run_dir": run_dir,
-        "resumed": resumed,
+        "resumed": run.resumed,
+        "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
+        "workers": worker_count(),
         "epochs_run": len(history.history.get("loss", [])),
         "embed_seconds": round(embed_seconds, 1),
         "train_seconds": round(train_seconds, 1),
@@ -165,13 +168,13 @@ def _train_recommender(config: RecommenderTrainingConfig, tracker) -> dict[str, 
         "seconds": round(time.perf_counter() - start, 1),
     }
     text = json.dumps({**summary, "report": report}, indent=1)
-    for path in (
-        os.path.join(run_dir, "metrics.json"),
-        os.path.join(config.output_dir, "metrics.json"),
-    ):
-        write_bytes_atomic(LocalFileSystem(), path, text.encode("utf-8"))
-    summary["metrics_json"] = os.path.join(config.output_dir, "metrics.json")
-    finish_run(config, "recommender")
+    if run.chief:
+        for path in (
+            os.path.join(run_dir, "metrics.json"),
+            os.path.join(config.output_dir, "metrics.json"),
+        ):
+            write_bytes_atomic(LocalFileSystem(), path, text.encode("utf-8"))
+        summary["metrics_json"] = os.path.join(config.output_dir, "metrics.json")
 
     # === Tracking ===
     if tracker.enabled:
@@ -227,49 +230,63 @@ def prepare_movielens_inputs(config: RecommenderTrainingConfig):
     return split, build_inputs(split, items, users, embed), hub_dir, embed
 
 
-def fit_retrieval(config: RecommenderTrainingConfig, inputs, strategy=None, callbacks=None):
+def fit_retrieval(
+    config: RecommenderTrainingConfig,
+    inputs,
+    strategy=None,
+    callbacks=None,
+    checkpoint_dir: str | None = None,
+    chief: bool = True,
+):
     """Builds and trains the two towers; returns `(TwoTowerRetrieval, History, seconds)`.
 
     The model is built and compiled under `strategy.scope()` (default: the
-    current strategy), so `MirroredStrategy` and `MultiWorkerMirroredStrategy`
-    replicate it; batches are global.
+    current strategy) and trained by `strategy_fit`, so `MirroredStrategy`
+    and `MultiWorkerMirroredStrategy` replicate it; `config.batch_size` is
+    the global batch, and each replica's in-batch softmax runs over its
+    share of it. With `checkpoint_dir`, training resumes from (and writes)
+    checkpoints there.
     """
     import keras
     import tensorflow as tf
 
+    from keras_rec.training.strategy_fit import strategy_fit
+
     strategy = strategy or tf.distribute.get_strategy()
     start = time.perf_counter()
-    pairs = _training_pairs(inputs, config)
     with strategy.scope():
         retrieval = _build_retrieval(config, inputs)
         retrieval.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-        # Built before `fit`, as restoring a backup needs (without drawing from `pairs`).
         retrieval(
             {
                 "user": inputs.user_features(inputs.train_users[:2]),
                 "item": inputs.item_features(inputs.train_items[:2]),
             }
         )
-    history = retrieval.fit(
-        pairs,
-        epochs=config.epochs,
-        verbose=2,
-        shuffle=False,
+    history = strategy_fit(
+        retrieval,
+        _training_pairs(inputs, config),
+        config.batch_size,
+        config.epochs,
+        strategy=strategy,
+        seed=config.seed,
         callbacks=callbacks or [],
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_steps=config.checkpoint_steps,
+        chief=chief,
+        name="retrieval",
     )
     return retrieval, history, time.perf_counter() - start
 
 
 def tower_vectors(retrieval, inputs) -> tuple[np.ndarray, np.ndarray]:
     """`(user vectors [U, D], item vectors [N, D])` of every user and item row."""
+    from keras_rec.training.local_predict import predict_locally
+
     users = np.arange(inputs.num_users)
     items = np.arange(inputs.num_items)
-    user_vectors = retrieval.user_tower.predict(
-        inputs.user_features(users), batch_size=4096, verbose=0
-    )
-    item_vectors = retrieval.item_tower.predict(
-        inputs.item_features(items), batch_size=4096, verbose=0
-    )
+    user_vectors = predict_locally(retrieval.user_tower, inputs.user_features(users))
+    item_vectors = predict_locally(retrieval.item_tower, inputs.item_features(items))
     return np.asarray(user_vectors, np.float32), np.asarray(item_vectors, np.float32)
 
 
@@ -350,7 +367,7 @@ def _build_retrieval(config, inputs):
 
 
 def _training_pairs(inputs, config):
-    """`tf.data` of `{"user", "item", "item_key", "item_log_q"}` batches, reshuffled per epoch."""
+    """Unbatched `tf.data` of `{"user", "item", "item_key", "item_log_q"}` training pairs."""
     import tensorflow as tf
 
     x = {
@@ -360,22 +377,21 @@ def _training_pairs(inputs, config):
     }
     if config.log_q:
         x["item_log_q"] = inputs.item_log_q()[inputs.train_items]
-    dataset = tf.data.Dataset.from_tensor_slices(x)
-    dataset = dataset.shuffle(
-        len(inputs.train_items), seed=config.seed, reshuffle_each_iteration=True
-    )
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return tf.data.Dataset.from_tensor_slices(x)
 
 
-def _train_ranker(config, inputs, tracker):
+def _train_ranker(config, inputs, run, tracker):
     """The concatenate-MLP ranker on (user text, item text) embeddings, and its test figures."""
     import keras
+    import tensorflow as tf
 
     from keras_rec.recommender.ranker import build_ranker
-    from keras_rec.training.run_checkpoints import backup_callback
+    from keras_rec.training.local_predict import predict_locally
+    from keras_rec.training.strategy_fit import strategy_fit
 
     dim = inputs.embedding_dim
-    ranker = build_ranker(dim, dim, task=config.ranker_task)
+    with run.strategy.scope():
+        ranker = build_ranker(dim, dim, task=config.ranker_task)
     if config.ranker_task == "binary":
         from sklearn.metrics import roc_auc_score
 
@@ -395,9 +411,7 @@ def _train_ranker(config, inputs, tracker):
             config.ranker_negatives,
             seed=config.seed + 1,
         )
-        ranker.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy"
-        )
+        loss = "binary_crossentropy"
     else:
         users, items, labels = inputs.train_users, inputs.train_items, inputs.train_ratings
         test_users, test_items, test_labels = (
@@ -405,27 +419,28 @@ def _train_ranker(config, inputs, tracker):
             inputs.test_items,
             inputs.test_ratings,
         )
-        ranker.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+        loss = "mse"
+    with run.strategy.scope():
+        ranker.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss)
 
     def features(u, i):
         return {"user": inputs.user_embeddings[u], "item": inputs.item_embeddings[i]}
 
     if config.ranker_epochs:
-        ranker.fit(
-            features(users, items),
-            labels,
-            batch_size=1024,
-            epochs=config.ranker_epochs,
-            shuffle=True,
-            verbose=2,
-            callbacks=[
-                *tracker.keras_callbacks("ranker_"),
-                backup_callback(config, "recommender", "ranker"),
-            ],
+        strategy_fit(
+            ranker,
+            tf.data.Dataset.from_tensor_slices((features(users, items), labels)),
+            RANKER_BATCH_SIZE,
+            config.ranker_epochs,
+            strategy=run.strategy,
+            seed=config.seed,
+            callbacks=tracker.keras_callbacks("ranker_"),
+            checkpoint_dir=run.checkpoint_dir("ranker"),
+            checkpoint_steps=config.checkpoint_steps,
+            chief=run.chief,
+            name="ranker",
         )
-    predictions = ranker.predict(
-        features(test_users, test_items), batch_size=4096, verbose=0
-    ).reshape(-1)
+    predictions = predict_locally(ranker, features(test_users, test_items)).reshape(-1)
     if config.ranker_task == "binary":
         metrics = {
             "task": "binary",
@@ -444,7 +459,7 @@ def _train_ranker(config, inputs, tracker):
     return ranker, metrics
 
 
-def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report):
+def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report, chief):
     """Exports the five SavedModels; returns `{name: ExportResult}`."""
     from keras_rec.recommender.recommender_inputs import seen_items_by_user
     from keras_rec.recommender.retrieval_serving import (
@@ -454,7 +469,6 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
         tower_serving_function,
     )
     from keras_rec.serving.saved_model_export import export
-    from keras_rec.training.sagemaker_env import is_chief
 
     rows = np.arange(min(4, inputs.num_users))
     item_rows = np.arange(min(4, inputs.num_items))
@@ -518,7 +532,7 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
             examples=examples,
             signatures={"serving_default": signature},
             target=config.target,
-            chief=is_chief(),
+            chief=chief,
             assets_extra={"metrics.json": metrics_text},
             metadata={"config": config_dict(config), "k": k},
         )

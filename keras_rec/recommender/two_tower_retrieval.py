@@ -111,7 +111,7 @@ class TwoTowerRetrieval(keras.Model):
         total = ops.mean(loss) if self.loss_reduction == "mean" else ops.sum(loss)
         if self.losses:
             total = total + ops.sum(self.losses)
-        return total
+        return replica_share(total)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -136,6 +136,21 @@ class TwoTowerRetrieval(keras.Model):
         config["user_tower"] = keras.layers.deserialize(config["user_tower"])
         config["item_tower"] = keras.layers.deserialize(config["item_tower"])
         return cls(**config)
+
+
+def replica_share(loss):
+    """`loss / replicas` under a `tf.distribute` strategy, as Keras scales compiled losses.
+
+    Each replica's optimizer step sums the gradients of every replica, so a
+    replica's loss must be its share of the global loss; Keras' `train_step`
+    then multiplies it back for the logged loss.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * (1.0 / replicas)
 
 
 def in_batch_logits(user, item, temperature, item_log_q=None, item_key=None):

@@ -194,6 +194,19 @@ def is_chief() -> bool:
     return task["type"] == "worker" and index == 0 and "chief" not in cluster
 
 
+def worker_count() -> int:
+    """How many processes train together: the tasks in `TF_CONFIG`'s cluster, or 1.
+
+    Counts the `chief`, `master` and `worker` tasks (parameter servers and
+    evaluators do not train).
+    """
+    config = _json_env("TF_CONFIG", dict)
+    cluster = (config or {}).get("cluster") or {}
+    if not isinstance(cluster, dict):
+        return 1
+    return max(1, sum(len(cluster.get(kind) or []) for kind in ("chief", "master", "worker")))
+
+
 def sagemaker_environment() -> dict[str, Any]:
     """Summarizes the SageMaker training environment found in `SM_*` variables.
 
