@@ -25,6 +25,7 @@ def hub_modules(model: str | None = None, hub_dir: str | None = None):
     from keras_rec.embeddings.sentence_encoder import SentenceEncoder
     from keras_rec.home import keras_rec_home
     from keras_rec.hub.export_hub import export_hub
+    from keras_rec.serving.versioned_dir import export_lock
 
     if hub_dir is not None:
         for part in ("preprocess", "encoder"):
@@ -39,6 +40,8 @@ def hub_modules(model: str | None = None, hub_dir: str | None = None):
     hub_dir = os.path.join(
         keras_rec_home(), "hub", f"{slug[-48:]}-{encoder.fingerprint[:16]}-{encoder.max_seq_length}"
     )
-    if not os.path.isdir(hub_dir):
-        export_hub(encoder.model, hub_dir)
+    # Several workers on one machine share KERAS_REC_HOME: one exports, the others wait.
+    with export_lock(os.path.dirname(hub_dir)):
+        if not os.path.isdir(hub_dir):
+            export_hub(encoder.model, hub_dir)
     return hub_dir, encoder

@@ -94,18 +94,23 @@ class TwoTowerRetrieval(keras.Model):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        item_key = x.get("item_key") if self.remove_accidental_hits else None
+        (items, item_log_q, item_key), first_positive = gather_from_replicas(
+            y_pred["item"], x.get("item_log_q"), item_key
+        )
         logits = in_batch_logits(
             y_pred["user"],
-            y_pred["item"],
+            items,
             self.temperature,
-            item_log_q=x.get("item_log_q"),
-            item_key=x.get("item_key") if self.remove_accidental_hits else None,
+            item_log_q=item_log_q,
+            item_key=item_key,
+            first_positive=first_positive,
         )
         if self.loss_name == "softmax":
-            labels = ops.arange(ops.shape(logits)[0])
+            labels = first_positive + ops.arange(ops.shape(logits)[0])
             loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         else:
-            loss = sampled_bce_loss(logits, self.num_negatives, self.seed_generator)
+            loss = sampled_bce_loss(logits, self.num_negatives, self.seed_generator, first_positive)
         if sample_weight is not None:
             loss = loss * ops.cast(sample_weight, loss.dtype)
         total = ops.mean(loss) if self.loss_reduction == "mean" else ops.sum(loss)
@@ -138,6 +143,41 @@ class TwoTowerRetrieval(keras.Model):
         return cls(**config)
 
 
+def gather_from_replicas(items, *columns):
+    """Every replica's items (and per-item `columns`), so each replica scores the global batch.
+
+    Under a `tf.distribute` strategy with several replicas each replica holds
+    `batch / replicas` pairs; gathering the items makes every user's
+    negatives the whole global batch, as on one device, so the loss (and
+    the model) do not depend on how many workers train. Gradients flow back
+    to the replica that computed each item (TensorFlow's `all_gather`
+    gradient sums them over replicas).
+
+    Args:
+        items: `[b, D]` this replica's item vectors.
+        *columns: `[b]` tensors (or None) aligned with `items`.
+
+    Returns:
+        `((items [B, D], *columns [B]), first_positive)`: the gathered
+        tensors, and the column of this replica's first positive (0 on one
+        device).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return (items, *columns), 0
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return (items, *columns), 0
+    sizes = context.all_gather(tf.shape(items)[:1], axis=0)
+    first_positive = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    gathered = tuple(
+        None if column is None else context.all_gather(column, axis=0)
+        for column in (items, *columns)
+    )
+    return gathered, first_positive
+
+
 def replica_share(loss):
     """`loss / replicas` under a `tf.distribute` strategy, as Keras scales compiled losses.
 
@@ -153,46 +193,56 @@ def replica_share(loss):
     return loss if replicas == 1 else loss * (1.0 / replicas)
 
 
-def in_batch_logits(user, item, temperature, item_log_q=None, item_key=None):
-    """`[B, B]` logits of every user against every item of the batch.
+def in_batch_logits(user, item, temperature, item_log_q=None, item_key=None, first_positive=0):
+    """`[b, B]` logits of every user against every item of the batch.
 
-    Row i's positive is column i. `item_log_q` (log sampling probability of
-    each column's item) is subtracted from its column; where `item_key`
-    says column j holds the same item as the diagonal i (j != i), the logit
-    is masked out.
+    Row i's positive is column `first_positive + i` (`b == B` and
+    `first_positive == 0` on one device; with items gathered from every
+    replica, the replica's own block). `item_log_q` (log sampling
+    probability of each column's item) is subtracted from its column; where
+    `item_key` says column j holds the same item as row i's positive (and j
+    is not that positive), the logit is masked out.
     """
     logits = ops.matmul(user, ops.transpose(item)) / temperature
     if item_log_q is not None:
         logits = logits - ops.cast(item_log_q, logits.dtype)[None, :]
     if item_key is not None:
-        same = ops.equal(item_key[:, None], item_key[None, :])
-        diagonal = ops.eye(ops.shape(logits)[0], dtype="bool")
+        positives = _positive_columns(logits, first_positive)
+        row_keys = ops.take(item_key, positives, axis=0)
+        same = ops.equal(row_keys[:, None], item_key[None, :])
+        columns = ops.arange(ops.shape(logits)[1], dtype="int32")
+        diagonal = ops.equal(columns[None, :], positives[:, None])
         accidental = ops.logical_and(same, ops.logical_not(diagonal))
         logits = ops.where(accidental, ops.full_like(logits, _MASK), logits)
     return logits
 
 
-def sampled_bce_loss(logits, num_negatives, seed=None):
-    """Per-row binary cross-entropy: the diagonal positive and sampled in-batch negatives.
+def _positive_columns(logits, first_positive):
+    """int32 `[b]`: the column of each row's positive."""
+    return ops.cast(first_positive, "int32") + ops.arange(ops.shape(logits)[0], dtype="int32")
 
-    Row i's negatives are columns `(i + offset) mod B` with offsets drawn
-    uniformly from `[1, B - 1]`, so a row never samples its own positive.
-    Masked logits (accidental hits, at `-1e9`) contribute nothing.
+
+def sampled_bce_loss(logits, num_negatives, seed=None, first_positive=0):
+    """Per-row binary cross-entropy: the row's positive and sampled in-batch negatives.
+
+    Row i's positive is column `p = first_positive + i`; its negatives are
+    columns `(p + offset) mod B` with offsets drawn uniformly from
+    `[1, B - 1]`, so a row never samples its own positive. Masked logits
+    (accidental hits, at `-1e9`) contribute nothing.
 
     Returns:
-        float `[B]`: the positive's loss plus the mean loss of the negatives.
+        float `[b]`: the positive's loss plus the mean loss of the negatives.
     """
-    batch = ops.shape(logits)[0]
-    positive = ops.diagonal(logits)
+    rows, batch = ops.shape(logits)[0], ops.shape(logits)[1]
+    positives = _positive_columns(logits, first_positive)
+    positive = ops.take_along_axis(logits, positives[:, None], axis=1)[:, 0]
     offsets = keras.random.randint(
-        (batch, num_negatives), 1, ops.maximum(batch, 2), dtype="int32", seed=seed
+        (rows, num_negatives), 1, ops.maximum(batch, 2), dtype="int32", seed=seed
     )
-    columns = ops.mod(ops.arange(batch, dtype="int32")[:, None] + offsets, batch)
+    columns = ops.mod(positives[:, None] + offsets, batch)
     negatives = ops.take_along_axis(logits, columns, axis=1)
-    # A one-row batch has no negatives: its sampled column is the positive.
-    valid = ops.cast(
-        ops.not_equal(columns, ops.arange(batch, dtype="int32")[:, None]), logits.dtype
-    )
+    # A one-item batch has no negatives: its sampled column is the positive.
+    valid = ops.cast(ops.not_equal(columns, positives[:, None]), logits.dtype)
     positive_loss = ops.softplus(-positive)  # -log(sigmoid(x))
     negative_loss = ops.softplus(negatives)  # -log(1 - sigmoid(x))
     return positive_loss + ops.sum(negative_loss * valid, axis=1) / float(num_negatives)

@@ -130,7 +130,8 @@ def strategy_fit(
         for step in range(first, steps):
             train_step(batches)
             if checkpoint_steps and (step + 1) % checkpoint_steps == 0 and step + 1 < steps:
-                state.save(epoch, step + 1)
+                if state.save(epoch, step + 1):
+                    _say(f"{name}: checkpoint at epoch {epoch + 1}, step {step + 1}/{steps}")
         logs = _metric_values(model)
         if validation_examples is not None:
             model.reset_metrics()
@@ -241,11 +242,13 @@ class _TrainingState:
         epoch, step = (int(x) for x in self.position.numpy())
         return (epoch, step) if (epoch, step) != (0, 0) else None
 
-    def save(self, epoch: int, step: int) -> None:
+    def save(self, epoch: int, step: int) -> bool:
+        """Checkpoints the state at `(epoch, step)`; returns whether one was written."""
         if self.checkpoint_dir is None:
-            return
+            return False
         self.position.assign([epoch, step])
         self.manager.save()
+        return True
 
     def close(self) -> None:
         if self.write_dir is not None and not self.chief:
