@@ -104,9 +104,19 @@ def labelled_rows(per_class=40, seed=0):
 
 
 @pytest.fixture
-def labelled_csv(tmp_path):
+def write_labelled_csv(tmp_path):
+    """`write(per_class=40) -> path`: a CSV of `labelled_rows` (columns body, topic)."""
     import pandas as pd
 
-    path = tmp_path / "labelled.csv"
-    pd.DataFrame(labelled_rows(), columns=["body", "topic"]).to_csv(path, index=False)
-    return str(path)
+    def write(per_class: int = 40) -> str:
+        path = tmp_path / f"labelled-{per_class}.csv"
+        rows = labelled_rows(per_class=per_class)
+        pd.DataFrame(rows, columns=["body", "topic"]).to_csv(path, index=False)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def labelled_csv(write_labelled_csv):
+    return write_labelled_csv()

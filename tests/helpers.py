@@ -4,6 +4,8 @@
   JSON-serializable config.
 - `assert_keras_round_trip(model, inputs, tmp_path)`: `.keras` save -> load ->
   same outputs.
+- `assert_close_retrieval_metrics(summary, reference, tolerance)`: two
+  `train-recommender` runs score alike.
 - `assert_saved_model_round_trip(model_or_module, inputs, tmp_path)`: SavedModel
   export -> load in a fresh process that imports only TensorFlow, through TF
   Serving's Session loader and `tf.saved_model.load` -> run `serving_default`
@@ -258,3 +260,15 @@ def _assert_outputs_close(actual, expected, atol, rtol, what):
         np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol, err_msg=what)
     else:
         np.testing.assert_array_equal(actual, expected, err_msg=what)
+
+
+RETRIEVAL_METRICS = ("top100_accuracy", "user_recall_at_100", "user_recall_at_10")
+
+
+def assert_close_retrieval_metrics(summary: dict, reference: dict, tolerance: float) -> None:
+    """Asserts two `train-recommender` summaries' retrieval metrics differ by <= `tolerance`."""
+    for key in RETRIEVAL_METRICS:
+        difference = abs(summary[key] - reference[key])
+        assert difference <= tolerance, (
+            f"{key}: {summary[key]} vs {reference[key]} (|diff| {difference:.4f} > {tolerance})"
+        )

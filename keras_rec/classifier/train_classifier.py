@@ -150,15 +150,16 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
             )
             if len(validation):
                 validation_examples = _text_examples(validation)
-            if run.chief:
-                checkpoint_dir = os.path.join(run_dir, "checkpoints")
-                os.makedirs(checkpoint_dir, exist_ok=True)
-                callbacks.append(
-                    keras.callbacks.ModelCheckpoint(
-                        os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
-                        save_weights_only=True,
-                    )
+            # Every worker saves (reading the weights may be a collective op);
+            # the others' run directory is temporary.
+            checkpoint_dir = os.path.join(run_dir, "checkpoints")
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            callbacks.append(
+                keras.callbacks.ModelCheckpoint(
+                    os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
+                    save_weights_only=True,
                 )
+            )
             history = strategy_fit(
                 model,
                 _text_examples(train),

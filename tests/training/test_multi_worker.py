@@ -1,0 +1,194 @@
+"""Two worker processes on 127.0.0.1 train together under `MultiWorkerMirroredStrategy`.
+
+This is what SageMaker or Kubernetes sets up across machines: the same
+command on each worker, each with its own `TF_CONFIG` (here: free ports
+picked at run time, and an output directory per worker, as on separate
+machines). Only the chief (worker 0) may leave anything behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from helpers import assert_close_retrieval_metrics
+from script_runs import (
+    recommender_command,
+    script_environment,
+    summary_of,
+    worker_configs,
+)
+
+EXPORTS = ("user_tower", "item_tower", "ranker", "retrieval", "query_retrieval")
+
+
+def _run_workers(commands, root, configs, timeout=900) -> list[subprocess.CompletedProcess]:
+    processes = [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=script_environment(root, config),
+        )  # fmt: skip
+        for command, config in zip(commands, configs)
+    ]
+    results = []
+    for process, command in zip(processes, commands):
+        stdout, stderr = process.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
+    return results
+
+
+def _assert_chief_alone_wrote(root, exports) -> None:
+    for name in exports:
+        versions = [v for v in os.listdir(root / "out0" / name) if not v.startswith(".")]
+        assert versions == ["1"], (name, versions)  # exported once
+    assert (root / "out0" / "metrics.json").is_file() or exports != EXPORTS
+    assert not (root / "out1").exists()  # worker 1 left nothing behind
+
+
+def _final_loss(metrics_json: str) -> float:
+    with open(metrics_json) as file:
+        return json.load(file)["report"]["history"]["loss"][-1]
+
+
+def test_two_workers_train_the_recommender_like_one(
+    movielens_dir, tiny_model_path, tmp_path, single_worker_recommender
+):
+    configs = worker_configs(2)
+    commands = [
+        recommender_command(
+            movielens_dir,
+            tiny_model_path,
+            tmp_path,
+            tmp_path / f"out{index}",
+            "--distribute",
+            "multi_worker",
+        )  # fmt: skip
+        for index in range(2)
+    ]
+    chief, worker = _run_workers(commands, tmp_path, configs)
+    assert chief.returncode == 0, chief.stderr[-3000:]
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    chief_summary, worker_summary = summary_of(chief.stdout), summary_of(worker.stdout)
+    assert chief_summary["workers"] == 2
+    # Both workers hold the same model: they evaluate it identically.
+    for key in ("top100_accuracy", "user_recall_at_100", "ranker"):
+        assert chief_summary[key] == worker_summary[key], key
+    _assert_chief_alone_wrote(tmp_path, EXPORTS)
+    assert set(chief_summary["exports"]) == set(EXPORTS)
+    assert all(path is None for path in worker_summary["exports"].values())
+    # The global batch is split across the workers and each replica's softmax
+    # runs over the gathered global batch: the loss and metrics of one
+    # process, within the noise of a different data order.
+    single_loss = _final_loss(single_worker_recommender["metrics_json"])
+    assert _final_loss(chief_summary["metrics_json"]) == pytest.approx(single_loss, rel=0.03)
+    assert_close_retrieval_metrics(chief_summary, single_worker_recommender, tolerance=0.03)
+
+
+def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
+    movielens_dir, tiny_model_path, tmp_path, single_worker_recommender
+):
+    configs = worker_configs(2)
+    commands = [
+        recommender_command(
+            movielens_dir,
+            tiny_model_path,
+            tmp_path,
+            tmp_path / f"out{index}",
+            "--distribute",
+            "multi_worker",
+            "--checkpoint-steps",
+            "5",
+        )  # fmt: skip
+        for index in range(2)
+    ]
+    with open(tmp_path / "chief.log", "w") as chief_log:
+        chief = subprocess.Popen(
+            commands[0], stdout=chief_log, stderr=subprocess.STDOUT, text=True,
+            env=script_environment(tmp_path, configs[0]),
+        )  # fmt: skip
+        worker = subprocess.Popen(
+            commands[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=script_environment(tmp_path, configs[1]),
+        )  # fmt: skip
+        seen = []
+        for line in worker.stdout:
+            seen.append(line)
+            if line.startswith("retrieval: checkpoint at epoch 2, step 5/"):
+                worker.send_signal(signal.SIGKILL)
+                break
+        worker.wait(timeout=120)
+        assert worker.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+        # The chief is stuck in (or fails) its next collective; the job is restarted.
+        try:
+            chief.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            chief.kill()
+            chief.wait()
+    assert not (tmp_path / "out0" / "user_tower").exists()  # nothing exported yet
+
+    # The same two commands again: both resume at epoch 2, step 5.
+    restarted = _run_workers(commands, tmp_path, worker_configs(2))
+    for result in restarted:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "retrieval: resuming at epoch 2, step 5/19" in result.stdout
+    summary = summary_of(restarted[0].stdout)
+    assert summary["resumed"] is True and summary["resumed_at_epoch"] == 2
+    _assert_chief_alone_wrote(tmp_path, EXPORTS)
+    assert not (tmp_path / "out0" / ".checkpoints").exists()  # removed once complete
+    assert_close_retrieval_metrics(summary, single_worker_recommender, tolerance=0.03)
+
+
+def _classifier_command(data, model_path, root, output_dir, *extra) -> list[str]:
+    return [
+        sys.executable, "-m", "keras_rec.cli", "train-classifier", "--data", data,
+        "--text-column", "body", "--label-column", "topic", "--model", model_path,
+        "--epochs", "3", "--batch-size", "16", "--trainable", "--encoder-learning-rate", "1e-3",
+        "--hidden-units", "16", "--output-dir", str(output_dir), "--model-name", "topics",
+        "--cache", str(root / "cache"), *extra,
+    ]  # fmt: skip
+
+
+def test_two_workers_fine_tune_the_classifier_like_one(
+    write_labelled_csv, tiny_model_path, tmp_path
+):
+    # 360 texts: the default 120 leave a test split too small to compare.
+    labelled_csv = write_labelled_csv(per_class=120)
+    single = subprocess.run(
+        _classifier_command(labelled_csv, tiny_model_path, tmp_path, tmp_path / "single"),
+        capture_output=True, text=True, env=script_environment(tmp_path), timeout=900,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    commands = [
+        _classifier_command(
+            labelled_csv,
+            tiny_model_path,
+            tmp_path,
+            tmp_path / f"out{index}",
+            "--distribute",
+            "multi_worker",
+        )  # fmt: skip
+        for index in range(2)
+    ]
+    chief, worker = _run_workers(commands, tmp_path, worker_configs(2))
+    assert chief.returncode == 0, chief.stderr[-3000:]
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    one, two = summary_of(single.stdout), summary_of(chief.stdout)
+    assert two["workers"] == 2 and summary_of(worker.stdout)["export_path"] is None
+    _assert_chief_alone_wrote(tmp_path, ["topics"])
+    runs = os.listdir(tmp_path / "out0" / "runs")
+    assert len(runs) == 1 and (tmp_path / "out0" / "runs" / runs[0] / "metrics.json").is_file()
+    with open(one["metrics_json"]) as file:
+        one_history = json.load(file)["history"]
+    with open(two["metrics_json"]) as file:
+        two_history = json.load(file)["history"]
+    assert len(two_history["loss"]) == 3 and two_history["loss"][-1] < two_history["loss"][0]
+    # From log(3) = 1.1 at the start, both end within 0.1 of each other.
+    assert two_history["loss"][-1] == pytest.approx(one_history["loss"][-1], abs=0.1)
+    assert abs(two["accuracy"] - one["accuracy"]) <= 0.1, (two["accuracy"], one["accuracy"])
