@@ -213,7 +213,7 @@ def test_unknown_sagemaker_hyperparameter_fails_at_start(command, tmp_path, caps
 def test_sagemaker_underscore_spellings_are_accepted():
     from keras_rec.training.classifier_script import build_argument_parser as classifier
     from keras_rec.training.recommender_script import build_argument_parser as recommender
-    from keras_rec.training.sagemaker_env import parse_training_args
+    from keras_rec.training.sagemaker_job import parse_training_args
 
     for build in (recommender, classifier):
         args = parse_training_args(

@@ -83,7 +83,6 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
     from keras_rec.hub.local_hub import hub_modules
     from keras_rec.serving.saved_model_export import export
     from keras_rec.training.local_predict import predict_locally
-    from keras_rec.training.sagemaker_env import worker_count
     from keras_rec.training.strategy_fit import strategy_fit
     from keras_rec.training.training_plots import plot_training_curves
 
@@ -252,7 +251,7 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
         "run_dir": run_dir,
         "resumed": run.resumed,
         "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
-        "workers": worker_count(),
+        "workers": run.workers,
         "confusion_matrix_png": figure,
         "train_seconds": round(train_seconds, 1),
         "seconds": round(time.perf_counter() - start, 1),

@@ -78,7 +78,6 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     from keras_rec.atomic_io import write_bytes_atomic
     from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, recall_curve
     from keras_rec.recommender.retrieval_metrics import popularity_scores
-    from keras_rec.training.sagemaker_env import worker_count
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     start = time.perf_counter()
@@ -158,7 +157,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         "run_dir": run_dir,
         "resumed": run.resumed,
         "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
-        "workers": worker_count(),
+        "workers": run.workers,
         "epochs_run": len(history.history.get("loss", [])),
         "embed_seconds": round(embed_seconds, 1),
         "train_seconds": round(train_seconds, 1),

@@ -150,8 +150,12 @@ def gather_from_replicas(items, *columns):
     `batch / replicas` pairs; gathering the items makes every user's
     negatives the whole global batch, as on one device, so the loss (and
     the model) do not depend on how many workers train. Gradients flow back
-    to the replica that computed each item (TensorFlow's `all_gather`
-    gradient sums them over replicas).
+    to the replica that computed each item.
+
+    The gather is an all-reduce of each replica's rows placed at its offset
+    in a zero buffer: `all_reduce` runs (and has a gradient) under every
+    strategy, `MultiWorkerMirroredStrategy` included, where `all_gather`
+    inside a traced step fails ("destinations can not be empty").
 
     Args:
         items: `[b, D]` this replica's item vectors.
@@ -169,13 +173,28 @@ def gather_from_replicas(items, *columns):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return (items, *columns), 0
-    sizes = context.all_gather(tf.shape(items)[:1], axis=0)
-    first_positive = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
-    gathered = tuple(
-        None if column is None else context.all_gather(column, axis=0)
-        for column in (items, *columns)
+    replica = context.replica_id_in_sync_group
+    rows = tf.shape(items)[0]
+    sizes = context.all_reduce(
+        tf.distribute.ReduceOp.SUM,
+        tf.one_hot(replica, context.num_replicas_in_sync, dtype=tf.float32)
+        * tf.cast(rows, tf.float32),
     )
-    return gathered, first_positive
+    sizes = tf.cast(sizes, tf.int32)
+    first_positive = tf.reduce_sum(sizes[:replica])
+    after = tf.reduce_sum(sizes) - first_positive - rows
+
+    def gather(tensor):
+        if tensor is None:
+            return None
+        padding = [[first_positive, after]] + [[0, 0]] * (len(tensor.shape) - 1)
+        dtype = tensor.dtype
+        if not dtype.is_floating:
+            tensor = tf.cast(tensor, tf.float64)
+        gathered = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.pad(tensor, padding))
+        return tf.cast(gathered, dtype)
+
+    return tuple(gather(t) for t in (items, *columns)), first_positive
 
 
 def replica_share(loss):

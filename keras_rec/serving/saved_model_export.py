@@ -159,7 +159,7 @@ def export(
             f"sizes). Received: {rows}"
         )
     if chief is None:
-        from keras_rec.training.sagemaker_env import is_chief
+        from keras_rec.training.tf_config import is_chief
 
         chief = is_chief()
     if not chief:

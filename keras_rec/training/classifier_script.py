@@ -1,6 +1,6 @@
 """Arguments of `keras-rec train-classifier` / `scripts/train_classifier.py`.
 
-Parsed with `keras_rec.training.sagemaker_env.parse_training_args`, so the same
+Parsed with `keras_rec.training.sagemaker_job.parse_training_args`, so the same
 script runs locally and as a SageMaker training job (hyperparameters from
 `SM_HPS` or the command line, `--output-dir` defaulting to `SM_MODEL_DIR`,
 `--data` to `SM_CHANNEL_TRAINING`).
@@ -15,7 +15,7 @@ from typing import Any
 
 from keras_rec.training.classifier_config import ClassifierTrainingConfig
 from keras_rec.training.config_flags import add_config_flags, config_from_args
-from keras_rec.training.sagemaker_env import parse_training_args
+from keras_rec.training.sagemaker_job import parse_training_args
 
 
 def build_argument_parser(prog: str = "keras-rec train-classifier") -> argparse.ArgumentParser:

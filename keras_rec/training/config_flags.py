@@ -3,7 +3,7 @@
 Each field of the config is one flag, written once: `--<name with dashes>`,
 its type from the annotation, its default from the field, its help text and
 choices from the field's metadata (`flag(...)`). SageMaker's spellings and
-`SM_HPS` go through the same flags (`keras_rec.training.sagemaker_env`).
+`SM_HPS` go through the same flags (`keras_rec.training.sagemaker_job`).
 
 | annotation | flag |
 |---|---|

@@ -1,7 +1,7 @@
 """Flags of `keras-rec train-recommender` (and `scripts/train_recommender.py`).
 
 SageMaker-aware and strict like `train-classifier`: see
-`keras_rec.training.sagemaker_env.parse_training_args`. Parsing imports no
+`keras_rec.training.sagemaker_job.parse_training_args`. Parsing imports no
 TensorFlow: a rejected flag stops the run at once.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from keras_rec.training.config_flags import add_config_flags, config_from_args
 from keras_rec.training.recommender_config import RecommenderTrainingConfig
-from keras_rec.training.sagemaker_env import parse_training_args
+from keras_rec.training.sagemaker_job import parse_training_args
 
 
 def build_argument_parser(prog: str = "keras-rec train-recommender") -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ class TrainingRun:
         run_dir: str. This run's folder (a temporary one on other workers).
         resumed: bool. Whether checkpoints of an interrupted run were found.
         checkpoints: str. The run's checkpoint root.
+        workers: int. How many processes train together.
     """
 
     strategy: Any
@@ -44,6 +45,7 @@ class TrainingRun:
     run_dir: str
     resumed: bool
     checkpoints: str
+    workers: int = 1
 
     def checkpoint_dir(self, stage: str) -> str:
         """The checkpoint folder of one training stage (`"retrieval"`, `"ranker"`, ...)."""
@@ -66,7 +68,7 @@ def training_run(config: Any, script: str, run_name: str | None = None) -> Itera
     import keras
 
     from keras_rec.training.distribute import get_strategy
-    from keras_rec.training.sagemaker_env import is_chief
+    from keras_rec.training.tf_config import is_chief, worker_count
 
     strategy = get_strategy(config.distribute)
     keras.utils.set_random_seed(config.seed)
@@ -77,7 +79,9 @@ def training_run(config: Any, script: str, run_name: str | None = None) -> Itera
     else:
         resumed = False
         run_dir = tempfile.mkdtemp(prefix=f"keras-rec-{script}-worker-")
-    run = TrainingRun(strategy, chief, run_dir, resumed, checkpoint_root(config, script))
+    run = TrainingRun(
+        strategy, chief, run_dir, resumed, checkpoint_root(config, script), worker_count()
+    )
     try:
         yield run
         if chief:

@@ -14,7 +14,7 @@ from keras_rec.training.config_flags import add_config_flags, config_from_args, 
 from keras_rec.training.recommender_config import RecommenderTrainingConfig
 from keras_rec.training.recommender_script import build_argument_parser as recommender_parser
 from keras_rec.training.run_config import RunConfig
-from keras_rec.training.sagemaker_env import parse_training_args
+from keras_rec.training.sagemaker_job import parse_training_args
 
 SCRIPTS = [
     (RecommenderTrainingConfig, recommender_parser),

@@ -90,3 +90,30 @@ def test_mid_epoch_checkpoints_resume_at_their_step(tmp_path, capsys):
     assert state.position.numpy().tolist() == [1, 0]
     history = strategy_fit(model, examples, 4, 2, checkpoint_dir=str(tmp_path))
     assert history.resumed_at == (1, 0) and len(history.history["loss"]) == 1
+
+
+def test_two_worker_processes_train_the_same_model(uninterrupted, tmp_path):
+    from script_runs import worker_configs
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "workers", str(tmp_path / "checkpoints"), "3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(config)),
+        )  # fmt: skip
+        for config in worker_configs(2)
+    ]
+    outputs = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
+    chief, worker = outputs
+    assert chief == worker  # same losses (all-reduced), same weights
+    # Each worker trains on its own shard (another data order than one
+    # process), with the softmax over the gathered global batch.
+    np.testing.assert_allclose(chief["loss"], uninterrupted["loss"], rtol=0.05)
+    # The chief's checkpoints only: worker 1's temporary ones are gone.
+    assert os.listdir(tmp_path) == ["checkpoints"]

@@ -1,20 +1,24 @@
 """Trains a small `TwoTowerRetrieval` with `strategy_fit` on one device or two; prints JSON.
 
 Run as a script (the logical CPU devices must be set before TensorFlow
-starts): `python two_replica_retrieval.py {one,two} CHECKPOINT_DIR EPOCHS`.
+starts): `python two_replica_retrieval.py {one,two,workers} CHECKPOINT_DIR
+EPOCHS`: one device, two replicas in this process, or one replica per
+worker process of `TF_CONFIG`'s cluster.
 Prints `{"loss": [...], "weights": checksum, "first_weight": [...]}`.
 """
 
 import json
+import os
 import sys
 
 import numpy as np
 import tensorflow as tf
 
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
-)
+if sys.argv[1] == "two":
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+    )
 
 import keras  # noqa: E402
 
@@ -24,11 +28,12 @@ from keras_rec.training.strategy_fit import strategy_fit  # noqa: E402
 
 
 def main(devices: str, checkpoint_dir: str, epochs: int, loss: str = "softmax") -> None:
-    strategy = (
-        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        if devices == "two"
-        else tf.distribute.get_strategy()
-    )
+    if devices == "workers":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif devices == "two":
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    else:
+        strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(0)
     users, items = rng.integers(0, 50, 600), rng.integers(0, 40, 600)
@@ -50,8 +55,16 @@ def main(devices: str, checkpoint_dir: str, epochs: int, loss: str = "softmax") 
         )
         model.compile(optimizer=keras.optimizers.Adam(0.01))
         model({"user": {"embedding": user_text[:2]}, "item": {"embedding": item_text[:2]}})
+    chief = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0
     history = strategy_fit(
-        model, pairs, 64, epochs, strategy=strategy, seed=3, checkpoint_dir=checkpoint_dir
+        model,
+        pairs,
+        64,
+        epochs,
+        strategy=strategy,
+        seed=3,
+        checkpoint_dir=checkpoint_dir,
+        chief=chief,
     )
     weights = model.get_weights()
     print(

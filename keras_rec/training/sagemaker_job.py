@@ -5,18 +5,19 @@ arguments (`--key value`, keys spelled as given, so `--batch_size 32` for a
 parser that knows `--batch-size`) and as the JSON object `SM_HPS`; it names
 the directory whose contents become `model.tar.gz` in `SM_MODEL_DIR` and each
 input channel's directory in `SM_CHANNEL_<NAME>`. Distributed jobs describe
-the cluster in `TF_CONFIG`.
+the cluster in `TF_CONFIG` (`keras_rec.training.tf_config`).
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from keras_rec.training.tf_config import is_chief, json_env
 
 # Added to SM_HPS by SageMaker itself, not by the user: the TensorFlow
 # estimator's `model_dir` (an S3 checkpoint prefix) and `sagemaker_*` keys.
@@ -69,7 +70,7 @@ def parse_training_args(
     >>> parser.add_argument("--epochs", type=int, default=1)
     >>> parser.add_argument("--output-dir", default="out")
     >>> # SM_HPS='{"epochs": 3}', SM_MODEL_DIR=/opt/ml/model
-    >>> args = keras_rec.training.sagemaker_env.parse_training_args(parser, [])
+    >>> args = keras_rec.training.sagemaker_job.parse_training_args(parser, [])
     >>> args.epochs, args.output_dir
     (3, '/opt/ml/model')
     """
@@ -153,61 +154,7 @@ def _dashed_spellings(
     return spelled
 
 
-def is_chief() -> bool:
-    """Returns whether this process is the one that should write the model.
-
-    Reads `TF_CONFIG`: without it, or without a cluster, there is one process
-    and it is the chief. Otherwise the chief is the task of type `"chief"`
-    (or `"master"`, as SageMaker's parameter-server setup names it), or,
-    in a cluster without one, `"worker"` 0 (as with
-    `MultiWorkerMirroredStrategy`).
-
-    Returns:
-        bool.
-
-    Example:
-
-    >>> # TF_CONFIG='{"cluster": {"worker": ["a:1", "b:1"]},
-    >>> #             "task": {"type": "worker", "index": 1}}'
-    >>> keras_rec.training.sagemaker_env.is_chief()
-    False
-    """
-    config = _json_env("TF_CONFIG", dict)
-    if not config or not config.get("cluster"):
-        return True
-    cluster = config["cluster"]
-    task = config.get("task")
-    if not isinstance(cluster, dict) or not isinstance(task, dict) or "type" not in task:
-        raise ValueError(
-            "`TF_CONFIG` must hold a 'cluster' object and a 'task' object with a 'type'. "
-            f"Received: TF_CONFIG={os.environ['TF_CONFIG']!r}"
-        )
-    try:
-        index = int(task.get("index", 0))
-    except (TypeError, ValueError):
-        raise ValueError(
-            "`TF_CONFIG`'s task index must be an integer. "
-            f"Received: TF_CONFIG={os.environ['TF_CONFIG']!r}"
-        ) from None
-    if task["type"] in ("chief", "master"):
-        return True
-    return task["type"] == "worker" and index == 0 and "chief" not in cluster
-
-
-def worker_count() -> int:
-    """How many processes train together: the tasks in `TF_CONFIG`'s cluster, or 1.
-
-    Counts the `chief`, `master` and `worker` tasks (parameter servers and
-    evaluators do not train).
-    """
-    config = _json_env("TF_CONFIG", dict)
-    cluster = (config or {}).get("cluster") or {}
-    if not isinstance(cluster, dict):
-        return 1
-    return max(1, sum(len(cluster.get(kind) or []) for kind in ("chief", "master", "worker")))
-
-
-def sagemaker_environment() -> dict[str, Any]:
+def sagemaker_settings() -> dict[str, Any]:
     """Summarizes the SageMaker training environment found in `SM_*` variables.
 
     Returns:
@@ -218,7 +165,7 @@ def sagemaker_environment() -> dict[str, Any]:
 
     Example:
 
-    >>> keras_rec.training.sagemaker_env.sagemaker_environment()["channels"]
+    >>> keras_rec.training.sagemaker_job.sagemaker_settings()["channels"]
     {'training': '/opt/ml/input/data/training'}
     """
     variables = sorted(name for name in os.environ if name.startswith("SM_"))
@@ -232,31 +179,14 @@ def sagemaker_environment() -> dict[str, Any]:
         "model_dir": os.environ.get("SM_MODEL_DIR"),
         "output_data_dir": os.environ.get("SM_OUTPUT_DATA_DIR"),
         "channels": channels,
-        "hyperparameters": _json_env("SM_HPS", dict) or {},
+        "hyperparameters": json_env("SM_HPS", dict) or {},
         "current_host": os.environ.get("SM_CURRENT_HOST"),
-        "hosts": _json_env("SM_HOSTS", list) or [],
+        "hosts": json_env("SM_HOSTS", list) or [],
         "num_gpus": _int_env("SM_NUM_GPUS"),
         "num_cpus": _int_env("SM_NUM_CPUS"),
         "is_chief": is_chief(),
         "variables": variables,
     }
-
-
-def _json_env(variable: str, kind: type) -> Any:
-    """Returns the JSON value of an environment variable, `None` when unset or empty."""
-    text = os.environ.get(variable, "").strip()
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"`{variable}` must be JSON ({error}). Received: {variable}={text!r}"
-        ) from None
-    if not isinstance(value, kind):
-        what = "a JSON object" if kind is dict else "a JSON array"
-        raise ValueError(f"`{variable}` must be {what}. Received: {variable}={text!r}")
-    return value
 
 
 def _int_env(variable: str) -> int | None:
@@ -296,7 +226,7 @@ def _normalize(key: str) -> str:
 def _hyperparameter_defaults(
     options: dict[str, tuple[argparse.Action, str | None]],
 ) -> dict[str, Any]:
-    hyperparameters = _json_env("SM_HPS", dict) or {}
+    hyperparameters = json_env("SM_HPS", dict) or {}
     values: dict[str, Any] = {}
     unknown = []
     for key, value in hyperparameters.items():

@@ -1,4 +1,4 @@
-"""Tests for the SageMaker training conventions in `keras_rec.training.sagemaker_env`."""
+"""Tests for the SageMaker training conventions in `keras_rec.training.sagemaker_job`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from keras_rec.training.sagemaker_env import is_chief, parse_training_args, sagemaker_environment
+from keras_rec.training.sagemaker_job import parse_training_args, sagemaker_settings
+from keras_rec.training.tf_config import is_chief
 
 
 @pytest.fixture(autouse=True)
@@ -200,10 +201,10 @@ def test_malformed_tf_config(monkeypatch, text, message):
         is_chief()
 
 
-def test_sagemaker_environment(monkeypatch):
+def test_sagemaker_settings(monkeypatch):
     for name in [name for name in os.environ if name.startswith("SM_")]:
         monkeypatch.delenv(name)
-    assert sagemaker_environment()["on_sagemaker"] is False
+    assert sagemaker_settings()["on_sagemaker"] is False
 
     monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")
     monkeypatch.setenv("SM_CHANNEL_TRAINING", "/opt/ml/input/data/training")
@@ -221,7 +222,7 @@ def test_sagemaker_environment(monkeypatch):
             }
         ),
     )
-    summary = sagemaker_environment()
+    summary = sagemaker_settings()
     assert summary["on_sagemaker"] is True
     assert summary["model_dir"] == "/opt/ml/model"
     assert summary["channels"] == {
@@ -236,4 +237,4 @@ def test_sagemaker_environment(monkeypatch):
 
     monkeypatch.setenv("SM_HOSTS", "algo-1")
     with pytest.raises(ValueError, match="`SM_HOSTS` must be JSON"):
-        sagemaker_environment()
+        sagemaker_settings()
