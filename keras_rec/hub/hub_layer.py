@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rec.hub.handle import resolve_handle
+from keras_rec.object_identity import unique_by_identity
 
 # `tf.saved_model.LoadOptions` arguments, in the order of its constructor.
 _LOAD_OPTION_NAMES = (
@@ -389,18 +390,9 @@ def _module_variables(module):
         view = tf.train.TrackableView(module)
         variables = [v for v in view.descendants() if isinstance(v, tf.Variable)]
         trainable = [v for v in variables if v.trainable]
-    trainable = _unique(trainable)
+    trainable = unique_by_identity(trainable)
     trainable_ids = {id(v) for v in trainable}
-    return trainable, _unique(v for v in variables if id(v) not in trainable_ids)
-
-
-def _unique(variables):
-    seen, result = set(), []
-    for variable in variables:
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            result.append(variable)
-    return result
+    return trainable, unique_by_identity(v for v in variables if id(v) not in trainable_ids)
 
 
 def _weight_name(tf_name: str, taken: set[str]) -> str:

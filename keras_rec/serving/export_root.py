@@ -26,6 +26,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_rec.object_identity import unique_by_identity
+
 
 def serving_root(exported: Any, functions: Iterable[Any]) -> tf.Module:
     """The trackable to `tf.saved_model.save` for `functions` of `exported`.
@@ -41,21 +43,12 @@ def serving_root(exported: Any, functions: Iterable[Any]) -> tf.Module:
     """
     resource_type = tf.saved_model.experimental.TrackableResource
     root = tf.Module(name="serving_root")
-    root.tf_variables = _unique(
+    root.tf_variables = unique_by_identity(
         variable for function in functions for variable in function.variables
     )
-    root.resources = _unique(
+    root.resources = unique_by_identity(
         trackable
         for trackable in tf.train.TrackableView(exported).descendants()
         if isinstance(trackable, resource_type)
     )
     return root
-
-
-def _unique(objects: Iterable[Any]) -> list[Any]:
-    seen, unique = set(), []
-    for obj in objects:
-        if id(obj) not in seen:
-            seen.add(id(obj))
-            unique.append(obj)
-    return unique

@@ -39,6 +39,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from keras_rec.object_identity import unique_by_identity
+
 logger = logging.getLogger(__name__)
 
 
@@ -216,7 +218,7 @@ class _TrainingState:
 
         metric_variables = {id(v) for metric in model.metrics for v in metric.variables}
         self.variables = [
-            v.value for v in _unique([*model.variables, *model.optimizer.variables])
+            v.value for v in unique_by_identity([*model.variables, *model.optimizer.variables])
             if id(v) not in metric_variables
         ]  # fmt: skip
         self.position = tf.Variable([0, 0], dtype=tf.int64, trainable=False, name="position")
@@ -272,12 +274,3 @@ def _broadcast_from_first_replica(strategy, variables) -> None:
     for variable, value in zip(variables, values):
         local = strategy.experimental_local_results(value)[0]
         variable.assign(tf.cast(local, variable.dtype))
-
-
-def _unique(variables):
-    seen, unique = set(), []
-    for v in variables:
-        if id(v) not in seen:
-            seen.add(id(v))
-            unique.append(v)
-    return unique

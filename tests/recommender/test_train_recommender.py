@@ -25,16 +25,6 @@ from keras_rec.recommender.train_recommender import (
 
 
 @pytest.fixture(scope="module")
-def movielens_dir():
-    """The fetched MovieLens-100K files (from the default keras_rec home)."""
-    import keras_rec
-    from keras_rec.home import datasets_dir
-
-    keras_rec.data.movielens_100k()
-    return str(datasets_dir() / "ml-100k")
-
-
-@pytest.fixture(scope="module")
 def trained(movielens_dir, tiny_model_path, tmp_path_factory):
     """One CLI run: 6,000 ratings, 10% of items cold, 2 epochs; its printed JSON and paths."""
     root = tmp_path_factory.mktemp("recommender")

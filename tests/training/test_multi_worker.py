@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 from helpers import assert_close_retrieval_metrics
 from script_runs import (
+    kill_at_line,
     recommender_command,
     script_environment,
     summary_of,
@@ -24,6 +24,22 @@ from script_runs import (
 )
 
 EXPORTS = ("user_tower", "item_tower", "ranker", "retrieval", "query_retrieval")
+
+
+def _recommender_workers(movielens_dir, model_path, root, *extra) -> list[list[str]]:
+    """The `train-recommender --distribute multi_worker` command of each of two workers."""
+    return [
+        recommender_command(
+            movielens_dir,
+            model_path,
+            root,
+            root / f"out{index}",
+            "--distribute",
+            "multi_worker",
+            *extra,
+        )  # fmt: skip
+        for index in range(2)
+    ]
 
 
 def _run_workers(commands, root, configs, timeout=900) -> list[subprocess.CompletedProcess]:
@@ -60,19 +76,8 @@ def _final_loss(metrics_json: str) -> float:
 def test_two_workers_train_the_recommender_like_one(
     movielens_dir, tiny_model_path, tmp_path, single_worker_recommender
 ):
-    configs = worker_configs(2)
-    commands = [
-        recommender_command(
-            movielens_dir,
-            tiny_model_path,
-            tmp_path,
-            tmp_path / f"out{index}",
-            "--distribute",
-            "multi_worker",
-        )  # fmt: skip
-        for index in range(2)
-    ]
-    chief, worker = _run_workers(commands, tmp_path, configs)
+    commands = _recommender_workers(movielens_dir, tiny_model_path, tmp_path)
+    chief, worker = _run_workers(commands, tmp_path, worker_configs(2))
     assert chief.returncode == 0, chief.stderr[-3000:]
     assert worker.returncode == 0, worker.stderr[-3000:]
     chief_summary, worker_summary = summary_of(chief.stdout), summary_of(worker.stdout)
@@ -95,19 +100,9 @@ def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
     movielens_dir, tiny_model_path, tmp_path, single_worker_recommender
 ):
     configs = worker_configs(2)
-    commands = [
-        recommender_command(
-            movielens_dir,
-            tiny_model_path,
-            tmp_path,
-            tmp_path / f"out{index}",
-            "--distribute",
-            "multi_worker",
-            "--checkpoint-steps",
-            "5",
-        )  # fmt: skip
-        for index in range(2)
-    ]
+    commands = _recommender_workers(
+        movielens_dir, tiny_model_path, tmp_path, "--checkpoint-steps", "5"
+    )
     with open(tmp_path / "chief.log", "w") as chief_log:
         chief = subprocess.Popen(
             commands[0], stdout=chief_log, stderr=subprocess.STDOUT, text=True,
@@ -117,14 +112,7 @@ def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
             commands[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=script_environment(tmp_path, configs[1]),
         )  # fmt: skip
-        seen = []
-        for line in worker.stdout:
-            seen.append(line)
-            if line.startswith("retrieval: checkpoint at epoch 2, step 5/"):
-                worker.send_signal(signal.SIGKILL)
-                break
-        worker.wait(timeout=120)
-        assert worker.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+        kill_at_line(worker, "retrieval: checkpoint at epoch 2, step 5/")
         # The chief is stuck in (or fails) its next collective; the job is restarted.
         try:
             chief.wait(timeout=20)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
-import signal
 import subprocess
 
 from helpers import assert_close_retrieval_metrics
 from script_runs import (
     RECOMMENDER_EPOCHS,
+    kill_at_line,
     recommender_command,
     script_environment,
     summary_of,
@@ -37,14 +37,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("retrieval: checkpoint at epoch 2, step 5/"):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=120)
-    assert process.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    kill_at_line(process, "retrieval: checkpoint at epoch 2, step 5/")
     (checkpoints,) = glob.glob(str(saved_models / ".checkpoints" / "recommender-*" / "retrieval"))
     assert os.path.exists(os.path.join(checkpoints, "checkpoint"))
     assert not (saved_models / "user_tower").exists()  # nothing exported

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 
 RECOMMENDER_EPOCHS = 3
@@ -53,3 +55,19 @@ def worker_configs(count: int) -> list[dict]:
 def summary_of(stdout: str) -> dict:
     """The JSON summary a training script prints last."""
     return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+
+
+def kill_at_line(process: subprocess.Popen, prefix: str) -> str:
+    """SIGKILLs `process` once its stdout prints a line starting with `prefix`.
+
+    Returns what it printed; asserts it was killed by that signal.
+    """
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    return "".join(seen)
