@@ -30,18 +30,14 @@ path, whether one process or several workers run it.
 
 from __future__ import annotations
 
-import logging
 import math
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from keras_rec.object_identity import unique_by_identity
-
-logger = logging.getLogger(__name__)
 
 
 def strategy_fit(
@@ -207,7 +203,6 @@ def _metric_values(model) -> dict[str, float]:
 
 def _say(line: str) -> None:
     print(line, flush=True)
-    sys.stdout.flush()
 
 
 class _TrainingState:
