@@ -8,6 +8,7 @@ from keras_rec.recommender.interactions import (
     cold_start_split,
     tfrs_protocol_split,
 )
+from keras_rec.recommender.lazy_adam import LazyAdam
 from keras_rec.recommender.ranker import build_ranker
 from keras_rec.recommender.recommender_inputs import RecommenderInputs, build_inputs
 from keras_rec.recommender.retrieval_evaluation import (
@@ -20,21 +21,27 @@ from keras_rec.recommender.retrieval_metrics import (
     top_k_categorical_accuracy,
 )
 from keras_rec.recommender.retrieval_serving import QueryRetrieval, UserRetrieval
+from keras_rec.recommender.row_embedding import RowEmbedding
 from keras_rec.recommender.tower import build_tower
 from keras_rec.recommender.train_recommender import (
     RecommenderTrainingConfig,
     train_recommender,
 )
 from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval, in_batch_logits
+from keras_rec.recommender.user_data import load_user_inputs
+from keras_rec.recommender.user_item_lists import UserItemLists
 
 __all__ = [
     "BruteForceTopK",
     "IdDropout",
     "InteractionSplit",
+    "LazyAdam",
     "QueryRetrieval",
     "RecommenderInputs",
     "RecommenderTrainingConfig",
+    "RowEmbedding",
     "TwoTowerRetrieval",
+    "UserItemLists",
     "UserRetrieval",
     "build_inputs",
     "build_ranker",
@@ -43,6 +50,7 @@ __all__ = [
     "cold_start_split",
     "evaluate_retrieval",
     "in_batch_logits",
+    "load_user_inputs",
     "per_user_metrics",
     "popularity_baseline",
     "popularity_scores",

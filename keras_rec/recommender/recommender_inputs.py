@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from keras_rec.recommender.interactions import InteractionSplit
+from keras_rec.recommender.user_item_lists import UserItemLists
 
 
 @dataclasses.dataclass
@@ -20,7 +20,14 @@ class RecommenderInputs:
     when the item has training interactions, 0 ("unknown") otherwise, so an
     item never seen in training is represented by its text alone. Users
     likewise, plus `user_history[u]`: the normalized mean embedding of the
-    items in the user's training interactions (zeros without any).
+    items in the user's training interactions (zeros without any). Without
+    user texts (`user_text=False`) the user's text embedding *is* the
+    history (`user_embeddings is user_history`) and the tower has no
+    `features` input.
+
+    Everything per user or item is a table (`[rows, ...]`); interactions are
+    int row indices, so memory grows with users + items + pairs, never with
+    pairs x embedding width. Ids may be integers or strings.
 
     Args:
         item_ids, item_titles, item_texts, item_embeddings, item_id_index:
@@ -29,6 +36,9 @@ class RecommenderInputs:
             per user.
         train_users, train_items: int arrays, row indices of training pairs.
         test_users, test_items: int arrays, row indices of test pairs.
+        val_users, val_items: int arrays, row indices of validation pairs
+            (carved from training; empty without a validation split).
+        user_text: bool. Whether users have their own text embeddings.
         cold_items: int array, row indices of items held out of training.
         train_ratings, test_ratings: float arrays, the ratings of the pairs
             (empty when the interactions have no `rating` column).
@@ -51,6 +61,9 @@ class RecommenderInputs:
     cold_items: np.ndarray
     train_ratings: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     test_ratings: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    val_users: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    val_items: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    user_text: bool = True
 
     @property
     def num_items(self) -> int:
@@ -64,17 +77,24 @@ class RecommenderInputs:
     def embedding_dim(self) -> int:
         return int(self.item_embeddings.shape[1])
 
+    def user_tables(self) -> dict[str, np.ndarray]:
+        """The user tower's inputs for every user row (the tables themselves, not copies)."""
+        tables = {"embedding": self.user_embeddings, "id": self.user_id_index}
+        if self.user_text:
+            tables["features"] = self.user_history
+        return tables
+
+    def item_tables(self) -> dict[str, np.ndarray]:
+        """The item tower's inputs for every item row (the tables themselves)."""
+        return {"embedding": self.item_embeddings, "id": self.item_id_index}
+
     def user_features(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """User tower inputs for user rows."""
-        return {
-            "embedding": self.user_embeddings[rows],
-            "features": self.user_history[rows],
-            "id": self.user_id_index[rows],
-        }
+        return {name: table[rows] for name, table in self.user_tables().items()}
 
     def item_features(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Item tower inputs for item rows."""
-        return {"embedding": self.item_embeddings[rows], "id": self.item_id_index[rows]}
+        return {name: table[rows] for name, table in self.item_tables().items()}
 
     def item_log_q(self) -> np.ndarray:
         """log of each item's share of training pairs (its in-batch sampling probability)."""
@@ -167,11 +187,22 @@ def _ratings(frame: pd.DataFrame) -> np.ndarray:
 def history_embeddings(
     users: np.ndarray, items: np.ndarray, item_embeddings: np.ndarray, num_users: int
 ) -> np.ndarray:
-    """Per user, the L2-normalized mean of the embeddings of their items (zeros if none)."""
-    sums = np.zeros((num_users, item_embeddings.shape[1]), np.float64)
-    np.add.at(sums, users, item_embeddings[items])
+    """Per user, the L2-normalized mean of the embeddings of their items (zeros if none).
+
+    A sparse users x items count matrix times the item table: memory is the
+    pairs as integers and the `[num_users, D]` result, never a dense users x
+    items matrix or one embedding per pair.
+    """
+    from scipy import sparse
+
+    counts = sparse.csr_matrix(
+        (np.ones(len(users), np.float32), (np.asarray(users), np.asarray(items))),
+        shape=(num_users, len(item_embeddings)),
+    )
+    sums = np.asarray(counts @ np.asarray(item_embeddings, np.float32), np.float32)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    sums /= np.maximum(norms, 1e-12)
+    return sums
 
 
 def movielens_tables(
@@ -222,8 +253,6 @@ def merge_duplicate_titles(data):
     return MovieLens100K(ratings=ratings, items=items.reset_index(drop=True), users=data.users)
 
 
-def seen_items_by_user(inputs: RecommenderInputs) -> list[Sequence[int]]:
+def seen_items_by_user(inputs: RecommenderInputs) -> UserItemLists:
     """Item rows of each user's training interactions."""
-    from keras_rec.recommender.retrieval_metrics import group_by_user
-
-    return group_by_user(inputs.train_users, inputs.train_items, inputs.num_users)
+    return UserItemLists(inputs.train_users, inputs.train_items, inputs.num_users)

@@ -13,13 +13,21 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.user_item_lists import UserItemLists
 
 
-def _int_ids(values, name: str) -> np.ndarray:
+def served_ids(values, name: str) -> np.ndarray:
+    """Ids as the served graph holds them: int64, or strings (`object` array of `str`)."""
     array = np.asarray(values)
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"`{name}` must be integers. Received dtype: {array.dtype}")
-    return array.astype(np.int64)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind in "OUS" and all(isinstance(v, (str, np.str_)) for v in array.tolist()):
+        return np.asarray([str(v) for v in array.tolist()], dtype=object)
+    raise ValueError(f"`{name}` must be integers or strings. Received dtype: {array.dtype}")
+
+
+def _id_dtype(ids: np.ndarray) -> tf.DType:
+    return tf.int64 if ids.dtype == np.int64 else tf.string
 
 
 def _check_width(what: str, actual: int, expected: int) -> None:
@@ -30,19 +38,20 @@ def _check_width(what: str, actual: int, expected: int) -> None:
         )
 
 
-def _padded_rows(groups: Sequence[Sequence[int]]) -> np.ndarray:
-    """Ragged int lists -> `[len(groups) + 1, max_len]` padded with -1 (last row empty)."""
-    width = max([len(g) for g in groups] + [1])
-    padded = np.full((len(groups) + 1, width), -1, np.int64)
-    for row, group in enumerate(groups):
-        padded[row, : len(group)] = group
-    return padded
+def _row_splits(groups: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged int lists -> `(values, splits)` in CSR form, plus an empty last row."""
+    if isinstance(groups, UserItemLists):
+        return groups.items.astype(np.int64), np.append(groups.splits, groups.splits[-1])
+    lengths = [len(g) for g in groups]
+    values = np.concatenate([np.asarray(g, np.int64) for g in groups] + [np.zeros(0, np.int64)])
+    splits = np.concatenate([[0], np.cumsum(lengths), [sum(lengths)]]).astype(np.int64)
+    return values, splits
 
 
 class UserRetrieval(tf.Module):
     """`user_id` -> the user's top-K items, user tower and item index in one graph.
 
-    Known users are looked up in tables of their tower inputs (text
+    Known users (integer or string ids) are looked up in tables of their tower inputs (text
     embedding, history embedding, id), run through the user tower and
     scored against every item vector; items they interacted with in training
     are excluded when `seen_items` is given. An id absent from the tables
@@ -53,13 +62,15 @@ class UserRetrieval(tf.Module):
 
     Args:
         user_tower: Keras model taking `{"embedding", "features", "id"}`.
-        user_ids: int `[U]`, raw user ids.
+        user_ids: int or str `[U]`, raw user ids (the `user_id` input's
+            dtype: int64 or string).
         user_inputs: dict of arrays `[U, ...]`, the tower inputs per user.
         item_vectors: float `[N, D]`, item tower outputs.
-        item_ids: int `[N]`, raw item ids.
+        item_ids: int or str `[N]`, raw item ids.
         item_titles: str `[N]`.
         k: int.
-        seen_items: per user row, item rows to exclude, or None.
+        seen_items: per user row, item rows to exclude (`UserItemLists` or
+            lists), or None. Held as CSR arrays (values and row splits).
         popular_items: item rows by decreasing training popularity (>= k of them).
         popular_scores: float scores returned with them (e.g. their share of
             training interactions).
@@ -79,7 +90,7 @@ class UserRetrieval(tf.Module):
         seen_items=None,
     ):
         super().__init__(name="user_retrieval")
-        user_ids = _int_ids(user_ids, "user_ids")
+        user_ids = served_ids(user_ids, "user_ids")
         expected = {name: spec.shape[-1] for name, spec in _tower_inputs(user_tower).items()}
         for name, values in user_inputs.items():
             if len(values) != len(user_ids):
@@ -97,7 +108,8 @@ class UserRetrieval(tf.Module):
         self.user_tower = user_tower
         self.user_rows = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(user_ids), tf.range(len(user_ids), dtype=tf.int64)
+                tf.constant(user_ids, _id_dtype(user_ids)),
+                tf.range(len(user_ids), dtype=tf.int64),
             ),
             default_value=-1,
         )
@@ -108,17 +120,16 @@ class UserRetrieval(tf.Module):
         self.index = BruteForceTopK(
             item_vectors, np.arange(len(item_vectors)), k=k, name="item_index"
         )
-        self.item_ids = tf.Variable(
-            _int_ids(item_ids, "item_ids"), trainable=False, name="item_ids"
-        )
+        self.item_ids = _ids_variable(item_ids)
         self.item_titles = tf.Variable(
             [str(t) for t in item_titles], trainable=False, name="item_titles"
         )
+        self.num_users = len(user_ids)
         self.exclude_seen = seen_items is not None
         if self.exclude_seen:
-            self.seen_items = tf.Variable(
-                _padded_rows(seen_items), trainable=False, name="seen_items"
-            )
+            values, splits = _row_splits(seen_items)
+            self.seen_values = tf.Variable(values, trainable=False, name="seen_values")
+            self.seen_splits = tf.Variable(splits, trainable=False, name="seen_splits")
         self.popular_items = tf.Variable(
             np.asarray(popular_items[:k], np.int64), trainable=False, name="popular_items"
         )
@@ -126,9 +137,12 @@ class UserRetrieval(tf.Module):
             np.asarray(popular_scores[:k], np.float32), trainable=False, name="popular_scores"
         )
         self.k = k
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[tf.TensorSpec([None], _id_dtype(user_ids), name="user_id")],
+        )
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="user_id")])
-    def serve(self, user_id):
+    def _serve(self, user_id):
         rows = self.user_rows.lookup(user_id)
         known = rows >= 0
         safe_rows = tf.where(known, rows, tf.zeros_like(rows))
@@ -136,7 +150,14 @@ class UserRetrieval(tf.Module):
         queries = self.user_tower(features, training=False)
         exclude = None
         if self.exclude_seen:
-            exclude = tf.gather(self.seen_items, safe_rows)
+            # Unknown users read the empty last row.
+            seen_rows = tf.where(
+                known, rows, tf.fill(tf.shape(rows), tf.cast(self.num_users, tf.int64))
+            )
+            starts = tf.gather(self.seen_splits, seen_rows)
+            limits = tf.gather(self.seen_splits, seen_rows + 1)
+            positions = tf.ragged.range(starts, limits)
+            exclude = tf.gather(self.seen_values, positions).to_tensor(default_value=-1)
         scores, item_rows = self.index(queries, exclude)
         batch = tf.shape(user_id)[0]
         fallback_rows = tf.broadcast_to(self.popular_items[None, :], [batch, self.k])
@@ -162,7 +183,7 @@ class QueryRetrieval(tf.Module):
         encoder_dir: str. The hub encoder SavedModel.
         item_embeddings: float `[N, D]`, sentence embeddings of the item texts
             by the same sentence-transformer.
-        item_ids: int `[N]`.
+        item_ids: int or str `[N]`.
         item_titles: str `[N]`.
         k: int.
         output_key: str. The encoder output to use.
@@ -195,9 +216,7 @@ class QueryRetrieval(tf.Module):
             k=k,
             name="item_index",
         )
-        self.item_ids = tf.Variable(
-            _int_ids(item_ids, "item_ids"), trainable=False, name="item_ids"
-        )
+        self.item_ids = _ids_variable(item_ids)
         self.item_titles = tf.Variable(
             [str(t) for t in item_titles], trainable=False, name="item_titles"
         )
@@ -214,6 +233,11 @@ class QueryRetrieval(tf.Module):
             "scores": scores,
             "titles": tf.gather(self.item_titles, item_rows),
         }
+
+
+def _ids_variable(item_ids) -> tf.Variable:
+    ids = served_ids(item_ids, "item_ids")
+    return tf.Variable(tf.constant(ids, _id_dtype(ids)), trainable=False, name="item_ids")
 
 
 def tower_serving_function(tower, output_name: str = "vector"):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_rec.recommender.id_dropout import IdDropout
+from keras_rec.recommender.row_embedding import RowEmbedding
 
 
 def build_tower(
@@ -38,7 +39,8 @@ def build_tower(
         output_dim: int. Width of the output vectors.
         hidden_units: ints. Hidden layers.
         dropout: float.
-        weight_decay: float. L2 factor on kernels.
+        weight_decay: float. L2 factor on kernels, and on the id embeddings
+            looked up in each batch (per example).
         id_vocabulary_size: int or None. Adds the `"id"` input with this many
             ids (0 = unknown).
         id_embedding_dim: int. Width of the id embedding.
@@ -64,10 +66,12 @@ def build_tower(
         ids = inputs["id"]
         ids = IdDropout(id_dropout, num_ids=id_vocabulary_size, name="id_dropout")(ids)
         parts.append(
-            keras.layers.Embedding(
+            RowEmbedding(
                 id_vocabulary_size,
                 id_embedding_dim,
-                embeddings_regularizer=regularizer,
+                # On the batch's rows (divided by the batch size), not the
+                # whole table: a step then costs the batch, not the catalogue.
+                activity_regularizer=regularizer,
                 name="id_embedding",
             )(ids)
         )

@@ -23,6 +23,7 @@ EXAMPLE_QUERIES = (
 )
 UNKNOWN_USER_ID = 999_999
 RANKER_BATCH_SIZE = 1024
+PREDICT_CHUNK = 65_536
 
 
 def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
@@ -76,8 +77,12 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     from fsspec.implementations.local import LocalFileSystem
 
     from keras_rec.atomic_io import write_bytes_atomic
-    from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, recall_curve
-    from keras_rec.recommender.retrieval_metrics import popularity_scores
+    from keras_rec.recommender.retrieval_evaluation import (
+        CURVE_KS,
+        evaluate_retrieval,
+        popularity_baseline,
+        vector_scores,
+    )
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     start = time.perf_counter()
@@ -85,33 +90,47 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     run_dir = run.run_dir
 
     # === Data and embeddings ===
-    split, inputs, hub_dir, embed = prepare_movielens_inputs(config)
+    if config.interactions:
+        inputs, data_report, hub_dir, embed = prepare_user_inputs(config)
+    else:
+        split, inputs, hub_dir, embed = prepare_movielens_inputs(config)
+        data_report = {**split.summary(), "cold_item_ids": split.cold_item_ids.tolist()}
     sentence_encoder = getattr(embed, "sentence_encoder", None)
     embed_seconds = time.perf_counter() - start
 
     # === Retrieval training ===
+    callbacks = [
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
+        *tracker.keras_callbacks(),
+    ]
+    if len(inputs.val_items):
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+        )
     retrieval, history, train_seconds = fit_retrieval(
         config,
         inputs,
         run.strategy,
-        callbacks=[
-            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
-            *tracker.keras_callbacks(),
-        ],
+        callbacks=callbacks,
         checkpoint_dir=run.checkpoint_dir("retrieval"),
         chief=run.chief,
     )
 
     # === Evaluation ===
+    evaluation_start = time.perf_counter()
     user_vectors, item_vectors = tower_vectors(retrieval, inputs)
-    scores = user_vectors @ item_vectors.T
-    metrics = evaluate_retrieval(scores, inputs)
-    popular = np.asarray(popularity_scores(inputs.train_items, inputs.num_items, inputs.num_users))
-    popularity = evaluate_retrieval(popular, inputs)
+    users = evaluation_users(inputs, config.eval_users, config.seed)
+    metrics = evaluate_retrieval(vector_scores(user_vectors, item_vectors), inputs, CURVE_KS, users)
+    popularity = popularity_baseline(inputs, CURVE_KS, users)
     curves = {
-        "two-tower": recall_curve(scores, inputs),
-        "popularity": recall_curve(popular, inputs),
+        "two-tower": metrics.pop("recall_curve"),
+        "popularity": popularity.pop("recall_curve"),
     }
+    if len(inputs.val_items):
+        metrics["validation"] = evaluate_retrieval(
+            vector_scores(user_vectors, item_vectors), validation_view(inputs)
+        )
+    evaluation_seconds = time.perf_counter() - evaluation_start
     plots = [
         plot_recall_curves(curves, os.path.join(run_dir, "recall_at_k.png")),
         plot_training_curves(
@@ -128,13 +147,15 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         "popularity": popularity,
         "recall_curves": {name: {str(k): v for k, v in c.items()} for name, c in curves.items()},
         "ranker": ranker_metrics,
-        "split": {**split.summary(), "cold_item_ids": split.cold_item_ids.tolist()},
+        "split": data_report,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "config": config_dict(config),
     }
-    exports, query_retrieval = _export_all(
+    export_start = time.perf_counter()
+    exports, query_retrieval, skipped = _export_all(
         config, retrieval, ranker, inputs, item_vectors, hub_dir, report, run.chief
     )
+    export_seconds = time.perf_counter() - export_start
     summary = {
         **{k: metrics[k] for k in metrics if k != "test_pairs"},
         "popularity": {
@@ -143,6 +164,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         },
         "ranker": ranker_metrics,
         "train_pairs": int(len(inputs.train_items)),
+        "validation_pairs": int(len(inputs.val_items)),
         "test_pairs": int(len(inputs.test_items)),
         "items": inputs.num_items,
         "users": inputs.num_users,
@@ -154,6 +176,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
             else None
         ),
         "exports": {name: result.path for name, result in exports.items()},
+        "exports_skipped": skipped,
         "run_dir": run_dir,
         "resumed": run.resumed,
         "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
@@ -161,8 +184,13 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         "epochs_run": len(history.history.get("loss", [])),
         "embed_seconds": round(embed_seconds, 1),
         "train_seconds": round(train_seconds, 1),
+        "evaluation_seconds": round(evaluation_seconds, 1),
+        "export_seconds": round(export_seconds, 1),
         "train_examples_per_second": round(
-            config.epochs * len(inputs.train_items) / max(train_seconds, 1e-9), 1
+            len(history.history.get("loss", []))
+            * len(inputs.train_items)
+            / max(train_seconds, 1e-9),
+            1,
         ),
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -190,7 +218,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         for name, result in exports.items():
             if result.written:
                 tracker.log_artifacts(result.path, f"saved_models/{name}")
-        if exports["query_retrieval"].written:
+        if "query_retrieval" in exports and exports["query_retrieval"].written:
             queries = list(EXAMPLE_QUERIES)
             in_memory = query_retrieval.serve(tf.constant(queries))
             summary["mlflow_model_uri"] = tracker.log_text_model(
@@ -229,6 +257,53 @@ def prepare_movielens_inputs(config: RecommenderTrainingConfig):
     return split, build_inputs(split, items, users, embed), hub_dir, embed
 
 
+def prepare_user_inputs(config: RecommenderTrainingConfig):
+    """`(RecommenderInputs, data report, hub_dir or None, embed or None)` of the user's files.
+
+    The sentence-transformer (and its TF Hub export, for `query_retrieval`)
+    is loaded only when item or user texts must be encoded; with
+    `--item-embeddings` (and `--user-embeddings` or no users) nothing is.
+    """
+    from keras_rec.recommender.user_data import load_user_inputs
+
+    loaded = {}
+
+    def embed():
+        if "embed" not in loaded:
+            from keras_rec.embeddings.text_embedder import text_embedder
+            from keras_rec.hub.local_hub import hub_modules
+
+            hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir)
+            loaded.update(
+                hub_dir=hub_dir, embed=text_embedder(sentence_encoder, config.cache, hub_dir)
+            )
+        return loaded["embed"]
+
+    inputs, report = load_user_inputs(config, embed)
+    logger.info("Data %s", report)
+    return inputs, report, loaded.get("hub_dir"), loaded.get("embed")
+
+
+def evaluation_users(inputs, count: int | None, seed: int) -> np.ndarray:
+    """User rows with test pairs, or a seeded sample of `count` of them."""
+    users = np.flatnonzero(np.bincount(inputs.test_users, minlength=inputs.num_users))
+    if count is None or count >= len(users):
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, count, replace=False))
+
+
+def validation_view(inputs):
+    """`inputs` with the validation pairs in place of the test pairs (for model selection)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        inputs,
+        test_users=inputs.val_users,
+        test_items=inputs.val_items,
+        cold_items=np.zeros(0, np.int64),
+    )
+
+
 def fit_retrieval(
     config: RecommenderTrainingConfig,
     inputs,
@@ -242,33 +317,40 @@ def fit_retrieval(
     The model is built and compiled under `strategy.scope()` (default: the
     current strategy) and trained by `strategy_fit`, so `MirroredStrategy`
     and `MultiWorkerMirroredStrategy` replicate it; `config.batch_size` is
-    the global batch, and each replica's in-batch softmax runs over its
-    share of it. With `checkpoint_dir`, training resumes from (and writes)
-    checkpoints there.
+    the global batch, and each replica's in-batch softmax runs over all
+    of it. Pairs stream as row indices (`IndexedExamples`): each batch's
+    features are looked up in the user and item tables. `LazyAdam` updates
+    only the id embeddings in the batch. With validation pairs, `val_loss`
+    is logged each epoch. With `checkpoint_dir`, training resumes from (and
+    writes) checkpoints there.
     """
-    import keras
     import tensorflow as tf
 
+    from keras_rec.recommender.lazy_adam import LazyAdam
     from keras_rec.training.strategy_fit import strategy_fit
 
     strategy = strategy or tf.distribute.get_strategy()
     start = time.perf_counter()
     with strategy.scope():
         retrieval = _build_retrieval(config, inputs)
-        retrieval.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        retrieval.compile(optimizer=LazyAdam(config.learning_rate))
         retrieval(
             {
                 "user": inputs.user_features(inputs.train_users[:2]),
                 "item": inputs.item_features(inputs.train_items[:2]),
             }
         )
+    validation = None
+    if len(inputs.val_items):
+        validation = training_pairs(inputs, config, inputs.val_users, inputs.val_items)
     history = strategy_fit(
         retrieval,
-        _training_pairs(inputs, config),
+        training_pairs(inputs, config),
         config.batch_size,
         config.epochs,
         strategy=strategy,
         seed=config.seed,
+        validation_examples=validation,
         callbacks=callbacks or [],
         checkpoint_dir=checkpoint_dir,
         checkpoint_steps=config.checkpoint_steps,
@@ -280,13 +362,28 @@ def fit_retrieval(
 
 def tower_vectors(retrieval, inputs) -> tuple[np.ndarray, np.ndarray]:
     """`(user vectors [U, D], item vectors [N, D])` of every user and item row."""
+    return (
+        predict_rows(retrieval.user_tower, inputs.user_features, inputs.num_users),
+        predict_rows(retrieval.item_tower, inputs.item_features, inputs.num_items),
+    )
+
+
+def predict_rows(model, features, count: int, chunk: int = PREDICT_CHUNK) -> np.ndarray:
+    """float32 outputs of `model` on `features(rows)` for rows `0 .. count - 1`, a chunk at a time.
+
+    Only one chunk's features exist at once (a table's rows are looked up
+    per chunk, not copied whole).
+    """
     from keras_rec.training.local_predict import predict_locally
 
-    users = np.arange(inputs.num_users)
-    items = np.arange(inputs.num_items)
-    user_vectors = predict_locally(retrieval.user_tower, inputs.user_features(users))
-    item_vectors = predict_locally(retrieval.item_tower, inputs.item_features(items))
-    return np.asarray(user_vectors, np.float32), np.asarray(item_vectors, np.float32)
+    parts = [
+        np.asarray(
+            predict_locally(model, features(np.arange(start, min(start + chunk, count)))),
+            np.float32,
+        )
+        for start in range(0, count, chunk)
+    ]
+    return np.concatenate(parts)
 
 
 def _check_config(config: RecommenderTrainingConfig) -> None:
@@ -297,6 +394,29 @@ def _check_config(config: RecommenderTrainingConfig) -> None:
         raise ValueError(
             f"`cold_start_fraction` must be in [0, 1). Received: {config.cold_start_fraction!r}"
         )
+    if not 0.0 <= config.validation_fraction < 1.0:
+        raise ValueError(
+            f"`validation_fraction` must be in [0, 1). Received: {config.validation_fraction!r}"
+        )
+    if config.eval_users is not None and config.eval_users < 1:
+        raise ValueError(f"`eval_users` must be >= 1. Received: {config.eval_users!r}")
+    if config.interactions is None:
+        given = [
+            name
+            for name in (
+                "items",
+                "item_embeddings",
+                "users",
+                "user_embeddings",
+                "test_interactions",
+            )
+            if getattr(config, name)
+        ]
+        if given:
+            raise ValueError(
+                f"`{given[0]}` describes your own data: pass `interactions` "
+                "(`--interactions PATH`) too, or leave it out to train on MovieLens-100K."
+            )
     if config.max_ratings is not None and config.max_ratings < 100:
         raise ValueError(f"`max_ratings` must be >= 100. Received: {config.max_ratings!r}")
     if config.ranker_task not in ("binary", "rating"):
@@ -352,7 +472,11 @@ def _build_retrieval(config, inputs):
     )
     dim = inputs.embedding_dim
     user_tower = build_tower(
-        dim, "user_tower", id_vocabulary_size=inputs.num_users + 1, feature_dim=dim, **common
+        dim,
+        "user_tower",
+        id_vocabulary_size=inputs.num_users + 1,
+        feature_dim=dim if inputs.user_text else None,
+        **common,
     )
     item_tower = build_tower(dim, "item_tower", id_vocabulary_size=inputs.num_items + 1, **common)
     return TwoTowerRetrieval(
@@ -365,53 +489,90 @@ def _build_retrieval(config, inputs):
     )
 
 
-def _training_pairs(inputs, config):
-    """Unbatched `tf.data` of `{"user", "item", "item_key", "item_log_q"}` training pairs."""
+def training_pairs(inputs, config, users=None, items=None):
+    """`IndexedExamples` of `{"user", "item", "item_key", "item_log_q"}` pairs (default: training).
+
+    The pairs stay two int arrays; a batch's tower inputs are looked up in
+    the user and item tables when the batch is made. `item_key` is the item
+    row (accidental hits are the same row).
+    """
     import tensorflow as tf
 
-    x = {
-        "user": inputs.user_features(inputs.train_users),
-        "item": inputs.item_features(inputs.train_items),
-        "item_key": inputs.item_ids[inputs.train_items],
+    from keras_rec.training.indexed_examples import IndexedExamples
+
+    users = inputs.train_users if users is None else users
+    items = inputs.train_items if items is None else items
+    log_q = inputs.item_log_q() if config.log_q else None
+
+    def gather(rows):
+        user_rows, item_rows = users[rows], items[rows]
+        x = {
+            "user": inputs.user_features(user_rows),
+            "item": inputs.item_features(item_rows),
+            "item_key": item_rows,
+        }
+        if log_q is not None:
+            x["item_log_q"] = log_q[item_rows]
+        return x
+
+    def specs(tables):
+        return {
+            name: tf.TensorSpec(
+                [None, *np.shape(table)[1:]], tf.as_dtype(np.asarray(table[:1]).dtype)
+            )
+            for name, table in tables.items()
+        }
+
+    signature = {
+        "user": specs(inputs.user_tables()),
+        "item": specs(inputs.item_tables()),
+        "item_key": tf.TensorSpec([None], tf.int64),
     }
-    if config.log_q:
-        x["item_log_q"] = inputs.item_log_q()[inputs.train_items]
-    return tf.data.Dataset.from_tensor_slices(x)
+    if log_q is not None:
+        signature["item_log_q"] = tf.TensorSpec([None], tf.float32)
+    return IndexedExamples(len(users), gather, signature)
 
 
 def _train_ranker(config, inputs, run, tracker):
-    """The concatenate-MLP ranker on (user text, item text) embeddings, and its test figures."""
+    """The concatenate-MLP ranker on (user text, item text) embeddings, and its test figures.
+
+    Binary task (rated vs not rated): each positive with `ranker_negatives`
+    items drawn uniformly, never one of the user's train or test
+    positives. Pairs stream as row indices; features are looked up per
+    batch.
+    """
     import keras
     import tensorflow as tf
 
     from keras_rec.recommender.ranker import build_ranker
-    from keras_rec.training.local_predict import predict_locally
+    from keras_rec.training.indexed_examples import IndexedExamples
     from keras_rec.training.strategy_fit import strategy_fit
 
     dim = inputs.embedding_dim
-    with run.strategy.scope():
-        ranker = build_ranker(dim, dim, task=config.ranker_task)
+    all_pairs = (
+        np.concatenate([inputs.train_users, inputs.val_users, inputs.test_users]),
+        np.concatenate([inputs.train_items, inputs.val_items, inputs.test_items]),
+    )
     if config.ranker_task == "binary":
         from sklearn.metrics import roc_auc_score
 
         from keras_rec.recommender.ranker_data import sampled_negative_pairs
 
-        users, items, labels = sampled_negative_pairs(
-            inputs.train_users,
-            inputs.train_items,
-            inputs.num_items,
-            config.ranker_negatives,
-            seed=config.seed,
-        )
-        test_users, test_items, test_labels = sampled_negative_pairs(
-            inputs.test_users,
-            inputs.test_items,
-            inputs.num_items,
-            config.ranker_negatives,
-            seed=config.seed + 1,
+        def pairs(users, items, seed):
+            return sampled_negative_pairs(
+                users, items, inputs.num_items, config.ranker_negatives, seed, all_pairs
+            )
+
+        users, items, labels = pairs(inputs.train_users, inputs.train_items, config.seed)
+        test_users, test_items, test_labels = pairs(
+            inputs.test_users, inputs.test_items, config.seed + 1
         )
         loss = "binary_crossentropy"
     else:
+        if not len(inputs.train_ratings):
+            raise ValueError(
+                "`ranker_task='rating'` needs ratings: pass `--rating-column` with your data."
+            )
         users, items, labels = inputs.train_users, inputs.train_items, inputs.train_ratings
         test_users, test_items, test_labels = (
             inputs.test_users,
@@ -420,15 +581,22 @@ def _train_ranker(config, inputs, run, tracker):
         )
         loss = "mse"
     with run.strategy.scope():
+        ranker = build_ranker(dim, dim, task=config.ranker_task)
         ranker.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss)
 
     def features(u, i):
         return {"user": inputs.user_embeddings[u], "item": inputs.item_embeddings[i]}
 
     if config.ranker_epochs:
+        spec = tf.TensorSpec([None, dim], tf.float32)
+        examples = IndexedExamples(
+            len(labels),
+            lambda rows: (features(users[rows], items[rows]), labels[rows]),
+            ({"user": spec, "item": spec}, tf.TensorSpec([None], tf.float32)),
+        )
         strategy_fit(
             ranker,
-            tf.data.Dataset.from_tensor_slices((features(users, items), labels)),
+            examples,
             RANKER_BATCH_SIZE,
             config.ranker_epochs,
             strategy=run.strategy,
@@ -439,10 +607,12 @@ def _train_ranker(config, inputs, run, tracker):
             chief=run.chief,
             name="ranker",
         )
-    predictions = predict_locally(ranker, features(test_users, test_items)).reshape(-1)
+    predictions = predict_rows(
+        ranker, lambda rows: features(test_users[rows], test_items[rows]), len(test_labels)
+    ).reshape(-1)
     if config.ranker_task == "binary":
         metrics = {
-            "task": "binary",
+            "task": "binary (rated vs not rated)",
             "test_auc": round(float(roc_auc_score(test_labels, predictions)), 4),
             "negatives_per_positive": config.ranker_negatives,
         }
@@ -458,8 +628,27 @@ def _train_ranker(config, inputs, run, tracker):
     return ranker, metrics
 
 
+def unknown_user_id(user_ids: np.ndarray):
+    """An id absent from `user_ids` (same type), for the served fallback's example."""
+    if user_ids.dtype == np.int64:
+        return (
+            UNKNOWN_USER_ID if UNKNOWN_USER_ID not in set(user_ids.tolist()) else user_ids.max() + 1
+        )
+    taken = set(user_ids.tolist())
+    candidate = "unknown-user"
+    while candidate in taken:
+        candidate += "-"
+    return candidate
+
+
 def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report, chief):
-    """Exports the five SavedModels; returns `{name: ExportResult}`."""
+    """Exports the SavedModels; returns `({name: ExportResult}, QueryRetrieval, skipped)`.
+
+    `query_retrieval` needs the sentence-transformer that embedded the
+    items: it is skipped (named in `skipped` with the reason) when the item
+    embeddings came from a file. Each model is built just before its export
+    and released after, so one served copy of the tables exists at a time.
+    """
     from keras_rec.recommender.recommender_inputs import seen_items_by_user
     from keras_rec.recommender.retrieval_serving import (
         QueryRetrieval,
@@ -474,39 +663,52 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
     counts = np.bincount(inputs.train_items, minlength=inputs.num_items)
     popular = np.argsort(-counts, kind="stable")
     k = min(config.k, inputs.num_items)
-    user_retrieval = UserRetrieval(
-        retrieval.user_tower,
-        inputs.user_ids,
-        inputs.user_features(np.arange(inputs.num_users)),
-        item_vectors,
-        inputs.item_ids,
-        inputs.item_titles,
-        k=k,
-        popular_items=popular,
-        popular_scores=counts[popular] / max(counts.sum(), 1),
-        seen_items=seen_items_by_user(inputs),
-    )
-    query_retrieval = QueryRetrieval(
-        os.path.join(hub_dir, "preprocess"),
-        os.path.join(hub_dir, "encoder"),
-        inputs.item_embeddings,
-        inputs.item_ids,
-        inputs.item_titles,
-        k=k,
-    )
-    user_ids = np.append(inputs.user_ids[rows], UNKNOWN_USER_ID)
+    skipped = {}
+    if hub_dir is None or (config.interactions and config.item_embeddings):
+        skipped["query_retrieval"] = (
+            "the item embeddings came from --item-embeddings: the sentence-transformer "
+            "that made them is unknown, so query texts cannot be embedded the same way"
+        )
+
+    def user_retrieval():
+        model = UserRetrieval(
+            retrieval.user_tower,
+            inputs.user_ids,
+            inputs.user_tables(),
+            item_vectors,
+            inputs.item_ids,
+            inputs.item_titles,
+            k=k,
+            popular_items=popular,
+            popular_scores=counts[popular] / max(counts.sum(), 1),
+            seen_items=seen_items_by_user(inputs),
+        )
+        user_ids = np.append(inputs.user_ids[rows], unknown_user_id(inputs.user_ids))
+        return model, model.serve, {"user_id": user_ids}
+
+    def query_retrieval():
+        model = QueryRetrieval(
+            os.path.join(hub_dir, "preprocess"),
+            os.path.join(hub_dir, "encoder"),
+            inputs.item_embeddings,
+            inputs.item_ids,
+            inputs.item_titles,
+            k=k,
+        )
+        return model, model.serve, {"text": np.array(EXAMPLE_QUERIES, object)}
+
     plan = {
-        "user_tower": (
+        "user_tower": lambda: (
             retrieval.user_tower,
             tower_serving_function(retrieval.user_tower),
             inputs.user_features(rows),
         ),
-        "item_tower": (
+        "item_tower": lambda: (
             retrieval.item_tower,
             tower_serving_function(retrieval.item_tower),
             inputs.item_features(item_rows),
         ),
-        "ranker": (
+        "ranker": lambda: (
             ranker,
             ranker_serving_function(ranker),
             {
@@ -514,16 +716,16 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
                 "item": inputs.item_embeddings[item_rows[: len(rows)]],
             },
         ),
-        "retrieval": (user_retrieval, user_retrieval.serve, {"user_id": user_ids}),
-        "query_retrieval": (
-            query_retrieval,
-            query_retrieval.serve,
-            {"text": np.array(EXAMPLE_QUERIES, object)},
-        ),
+        "retrieval": user_retrieval,
+        "query_retrieval": query_retrieval,
     }
     metrics_text = json.dumps(report, indent=1)
     results = {}
-    for name, (model, signature, examples) in plan.items():
+    query_model = None
+    for name, build in plan.items():
+        if name in skipped:
+            continue
+        model, signature, examples = build()
         results[name] = export(
             model,
             config.output_dir,
@@ -536,4 +738,7 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
             metadata={"config": config_dict(config), "k": k},
         )
         logger.info("Exported %s to %s", name, results[name].path)
-    return results, query_retrieval
+        if name == "query_retrieval":
+            query_model = model
+        del model, signature
+    return results, query_model, skipped

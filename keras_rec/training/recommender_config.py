@@ -15,7 +15,39 @@ class RecommenderTrainingConfig(RunConfig):
 
     Args:
         data: str or None. A local MovieLens-100K directory (RecBole or
-            GroupLens files); None fetches the default copy.
+            GroupLens files); None fetches the default copy. Ignored when
+            `interactions` is given.
+        interactions: str or None. The user's own interactions: CSV/TSV/
+            Parquet, local or an fsspec URL, or a directory of Parquet
+            parts, read in chunks (None: MovieLens-100K).
+        user_column, item_column: str. Id columns of `interactions`.
+        rating_column, timestamp_column: str or None. Optional columns.
+        min_rating: float or None. Interactions rated below it are not
+            positives (dropped, and counted in the summary).
+        items: str or None. Item catalogue (CSV/TSV/Parquet) with
+            `item_id_column`; item texts are `item_text_template` (a Python
+            format string over its columns, e.g. "{title}. {genres}";
+            missing values render as ""), titles its first field.
+        item_embeddings: str or None. Parquet with `item_id_column` and an
+            `embedding` list column (as `keras-rec embed` writes): the item
+            text embeddings, nothing is encoded.
+        users, user_id_column, user_text_template, user_embeddings: the
+            same for users, optional: without them a user is their history
+            (mean embedding of their training items) and id.
+        test_interactions: str or None. Held-out interactions to evaluate
+            on (same columns) instead of splitting `interactions`.
+        split: str. `random` (seeded shuffle, `test_fraction` held out, the
+            TFRS protocol), `temporal` (the latest `test_fraction` by
+            timestamp, a global cutoff) or `leave-last-out` (each user's
+            last `leave_last` by timestamp).
+        test_fraction: float. Share of interactions held out by `random`
+            and `temporal`.
+        leave_last: int. Interactions held out per user by `leave-last-out`.
+        validation_fraction: float. Share of training interactions carved
+            out (by the same kind of split) for early stopping; the test
+            set is never used to choose anything.
+        eval_users: int or None. Evaluate a seeded sample of this many test
+            users (default: all of them).
         model: str or None. Sentence-transformer path or id for the texts
             (None: the embedded all-MiniLM-L6-v2).
         hub_dir: str or None. An existing `keras-rec export-hub` directory
@@ -46,6 +78,30 @@ class RecommenderTrainingConfig(RunConfig):
     data: str | None = flag(
         None, "local MovieLens-100K directory (RecBole or GroupLens files; default: fetch)"
     )
+    interactions: str | None = flag(
+        None, "your interactions (CSV/TSV/Parquet file or Parquet directory; default MovieLens)"
+    )
+    user_column: str = flag("user_id", "user id column of --interactions")
+    item_column: str = flag("item_id", "item id column of --interactions")
+    rating_column: str | None = flag(None, "rating column of --interactions")
+    timestamp_column: str | None = flag(None, "timestamp column (temporal, leave-last-out)")
+    min_rating: float | None = flag(None, "interactions rated below this are not positives")
+    items: str | None = flag(None, "item catalogue (CSV/TSV/Parquet)")
+    item_id_column: str = flag("item_id", "id column of --items / --item-embeddings")
+    item_text_template: str | None = flag(
+        None, 'item text from --items columns: "{title}. {genres}"'
+    )
+    item_embeddings: str | None = flag(None, "Parquet of item ids and `embedding` lists")
+    users: str | None = flag(None, "user table (CSV/TSV/Parquet)")
+    user_id_column: str = flag("user_id", "id column of --users / --user-embeddings")
+    user_text_template: str | None = flag(None, "user text from --users columns")
+    user_embeddings: str | None = flag(None, "Parquet of user ids and `embedding` lists")
+    test_interactions: str | None = flag(None, "held-out interactions to evaluate on")
+    split: str = flag("random", choices=("random", "temporal", "leave-last-out"))
+    test_fraction: float = flag(0.2, "held out by --split random / temporal")
+    leave_last: int = flag(1, "interactions per user held out by --split leave-last-out")
+    validation_fraction: float = flag(0.0, "training share carved out for early stopping")
+    eval_users: int | None = flag(None, "evaluate a seeded sample of this many test users")
     model: str | None = flag(None, "sentence-transformer path or id (default: embedded MiniLM)")
     hub_dir: str | None = flag(None, "existing `keras-rec export-hub` output to use instead")
     epochs: int = 10

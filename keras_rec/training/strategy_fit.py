@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keras_rec.object_identity import unique_by_identity
+from keras_rec.training.indexed_examples import IndexedExamples
 
 
 def strategy_fit(
@@ -61,14 +62,16 @@ def strategy_fit(
         model: a compiled Keras model, built and compiled under
             `strategy.scope()`.
         examples: an unbatched `tf.data.Dataset` of `x` or `(x, y)` or
-            `(x, y, sample_weight)` with a known, finite length.
+            `(x, y, sample_weight)` with a known, finite length, or
+            `IndexedExamples` (batches looked up from row indices: memory
+            holds the feature tables once, not one copy per example).
         batch_size: int. The global batch size, split across replicas (it
             must divide evenly).
         epochs: int. The total number of epochs (a resumed run trains only
             the epochs it has not finished).
         strategy: a `tf.distribute.Strategy` (default: the current one).
         seed: int. Seed of the per-epoch shuffle.
-        validation_examples: an unbatched `tf.data.Dataset` like `examples`,
+        validation_examples: like `examples` (either kind),
             evaluated after each epoch (`val_` logs), or None.
         callbacks: Keras callbacks, driven at train and epoch boundaries
             (`TensorBoard`, `EarlyStopping`, MLflow logging, ...). Give the
@@ -151,7 +154,7 @@ def strategy_fit(
 
 
 def _steps(examples, batch_size: int, argument: str) -> int:
-    count = int(examples.cardinality())
+    count = examples.count if isinstance(examples, IndexedExamples) else int(examples.cardinality())
     if count < 0:
         raise ValueError(
             f"`{argument}` must have a known, finite length (e.g. built with "
@@ -166,6 +169,9 @@ def _epoch_batches(strategy, examples, batch_size: int, seed: int | None, skip: 
     """This worker's per-replica batches of one epoch, distributed over its replicas."""
     import tensorflow as tf
 
+    if isinstance(examples, IndexedExamples):
+        return _indexed_epoch_batches(strategy, examples, batch_size, seed, skip)
+
     def replica_batches(context: tf.distribute.InputContext):
         shard = examples.shard(context.num_input_pipelines, context.input_pipeline_id)
         if seed is not None:
@@ -176,6 +182,26 @@ def _epoch_batches(strategy, examples, batch_size: int, seed: int | None, skip: 
         )
         per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
         return shard.skip(skip * per_pipeline).prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(replica_batches)
+
+
+def _indexed_epoch_batches(strategy, examples, batch_size: int, seed: int | None, skip: int):
+    """`_epoch_batches` of `IndexedExamples`: indices shuffled in NumPy, batches looked up."""
+    import tensorflow as tf
+
+    steps = math.ceil(examples.count / batch_size)
+
+    def replica_batches(context: tf.distribute.InputContext):
+        per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+        rows = examples.epoch_rows(
+            context.get_per_replica_batch_size(batch_size),
+            steps * per_pipeline,
+            context.input_pipeline_id,
+            context.num_input_pipelines,
+            None if seed is None else seed * 1_000_003 + context.input_pipeline_id,
+        )
+        return examples.dataset(rows[skip * per_pipeline :]).prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(replica_batches)
 

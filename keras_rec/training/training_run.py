@@ -73,6 +73,7 @@ def training_run(config: Any, script: str, run_name: str | None = None) -> Itera
     strategy = get_strategy(config.distribute)
     keras.utils.set_random_seed(config.seed)
     chief = is_chief()
+    new_dirs = _missing_dirs(os.path.join(config.output_dir, "runs")) if chief else []
     if chief:
         resumed = start_run(config, script)
         run_dir = new_run_dir(config.output_dir, run_name or script)
@@ -86,6 +87,34 @@ def training_run(config: Any, script: str, run_name: str | None = None) -> Itera
         yield run
         if chief:
             finish_run(config, script)
+    except BaseException:
+        if chief:  # A run that failed before writing anything leaves no trace.
+            for directory in [run_dir, *reversed(new_dirs)]:
+                _remove_if_empty(directory)
+        raise
     finally:
         if not chief:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _missing_dirs(path: str) -> list[str]:
+    """`path` and those of its parents that do not exist yet, outermost first."""
+    missing = []
+    path = os.path.abspath(path)
+    while path and not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing[::-1]
+
+
+def _remove_if_empty(directory: str) -> None:
+    """Removes `directory` and its empty subfolders if no file is in it."""
+    if not os.path.isdir(directory):
+        return
+    for root, _, files in os.walk(directory):
+        if files:
+            return
+    shutil.rmtree(directory, ignore_errors=True)

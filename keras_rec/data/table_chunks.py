@@ -1,0 +1,148 @@
+"""Reads large CSV/TSV/Parquet tables a chunk of rows at a time, and embedding files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from keras_rec.data import _row_checks as checks
+from keras_rec.data._table_io import PARQUET_SUFFIXES, check_file, table_format
+from keras_rec.data.errors import DataValidationError
+
+CHUNK_ROWS = 1_000_000
+
+
+def table_chunks(
+    path: str | os.PathLike,
+    columns: Sequence[str],
+    chunk_rows: int = CHUNK_ROWS,
+    encoding: str = "utf-8",
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """`(first row position, DataFrame)` chunks of `columns` of a table, in file order.
+
+    CSV/TSV columns come back as strings (an empty field is the only
+    missing marker, as in `keras_rec.data.read_interactions`); Parquet
+    columns keep their stored types. A directory (local or fsspec URL) is
+    read as the Parquet parts inside it, in name order. Memory holds one
+    chunk.
+
+    Args:
+        path: str or path-like. File, directory of Parquet parts, or URL.
+        columns: the columns to read; each must be present.
+        chunk_rows: int. Rows per chunk.
+        encoding: str. Text encoding of a CSV file.
+
+    Raises:
+        DataValidationError: a column is missing, or the table has no rows.
+    """
+    import fsspec
+
+    path = os.fspath(path)
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    if fs.isdir(fs_path):
+        parts = sorted(
+            p for p in fs.ls(fs_path, detail=False) if str(p).lower().endswith(PARQUET_SUFFIXES)
+        )
+        if not parts:
+            raise DataValidationError(f"Directory '{path}' holds no Parquet files.")
+        protocol = path.split("://")[0] + "://" if "://" in path else ""
+        files = [(protocol + p if protocol and "://" not in p else p) for p in parts]
+    else:
+        check_file(path)
+        files = [path]
+    position = 0
+    for file in files:
+        for chunk in _file_chunks(file, list(columns), chunk_rows, encoding):
+            yield position, chunk
+            position += len(chunk)
+    if position == 0:
+        raise DataValidationError(f"File '{path}' has no data rows.")
+
+
+def _file_chunks(path: str, columns: list[str], chunk_rows: int, encoding: str):
+    source = f"File '{path}'"
+    if table_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as parquet:
+            names = parquet.schema_arrow.names
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataValidationError(
+                    f"{source} has no column(s) {missing}. Columns present: {names}."
+                )
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+                yield batch.to_pandas()
+        return
+    sep = "\t" if table_format(path) == "tsv" else ","
+    try:
+        reader = pd.read_csv(
+            path,
+            sep=sep,
+            encoding=encoding,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            chunksize=chunk_rows,
+        )
+        with reader:
+            for chunk in reader:
+                checks.require_columns(chunk, columns, source)
+                yield chunk[columns].reset_index(drop=True)
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{source} is empty: no header and no data rows.") from None
+    except pd.errors.ParserError as e:
+        raise DataValidationError(f"{source} is not valid CSV: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DataValidationError(
+            f"{source} is not valid {encoding} ({e.reason}). Pass the file's encoding."
+        ) from None
+
+
+def read_embedding_file(
+    path: str | os.PathLike, id_column: str, column: str = "embedding"
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(ids [N], float32 vectors [N, D])` of a Parquet file of ids and embedding lists.
+
+    The format `keras-rec embed` writes: an id column and a (fixed-size or
+    variable) list column of floats.
+
+    Raises:
+        DataValidationError: missing column, a missing or empty embedding,
+            embeddings of different widths, or duplicate ids (rows named).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = os.fspath(path)
+    source = f"File '{path}'"
+    if table_format(path) != "parquet":
+        raise DataValidationError(
+            f"{source}: embeddings must be a Parquet file (an id column and an "
+            f"`{column}` list column, as `keras-rec embed` writes)."
+        )
+    check_file(path)
+    names = pq.read_schema(path).names
+    missing = [c for c in (id_column, column) if c not in names]
+    if missing:
+        raise DataValidationError(f"{source} has no column(s) {missing}. Columns present: {names}.")
+    table = pq.read_table(path, columns=[id_column, column])
+    vectors = table.column(column).combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(vectors), 0).to_numpy(zero_copy_only=False)
+    if not len(lengths):
+        raise DataValidationError(f"{source} has no data rows.")
+    width = int(np.bincount(lengths).argmax())
+    wrong = np.flatnonzero(lengths != width)
+    if len(wrong) or width == 0:
+        raise DataValidationError(
+            f"{source}: column `{column}` has embeddings of different widths (most have "
+            f"{width}) or missing ones in {checks.format_rows(wrong)}."
+        )
+    flat = vectors.flatten().to_numpy(zero_copy_only=False)
+    ids = table.column(id_column).to_pandas()
+    checks.require_present(ids, id_column, source)
+    checks.require_unique(pd.DataFrame({id_column: ids}), [id_column], source)
+    return ids.to_numpy(), np.asarray(flat, np.float32).reshape(len(lengths), width)
