@@ -97,6 +97,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         data_report = {**split.summary(), "cold_item_ids": split.cold_item_ids.tolist()}
     sentence_encoder = getattr(embed, "sentence_encoder", None)
     embed_seconds = time.perf_counter() - start
+    peak_rss = {"data": peak_rss_mb()}
 
     # === Retrieval training ===
     callbacks = [
@@ -115,6 +116,8 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         checkpoint_dir=run.checkpoint_dir("retrieval"),
         chief=run.chief,
     )
+
+    peak_rss["training"] = peak_rss_mb()
 
     # === Evaluation ===
     evaluation_start = time.perf_counter()
@@ -156,6 +159,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         config, retrieval, ranker, inputs, item_vectors, hub_dir, report, run.chief
     )
     export_seconds = time.perf_counter() - export_start
+    peak_rss["evaluation_and_export"] = peak_rss_mb()
     summary = {
         **{k: metrics[k] for k in metrics if k != "test_pairs"},
         "popularity": {
@@ -193,6 +197,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
             1,
         ),
         "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mb": peak_rss,
     }
     text = json.dumps({**summary, "report": report}, indent=1)
     if run.chief:
@@ -282,6 +287,13 @@ def prepare_user_inputs(config: RecommenderTrainingConfig):
     inputs, report = load_user_inputs(config, embed)
     logger.info("Data %s", report)
     return inputs, report, loaded.get("hub_dir"), loaded.get("embed")
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory so far, in MiB."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def evaluation_users(inputs, count: int | None, seed: int) -> np.ndarray:
@@ -563,7 +575,11 @@ def _train_ranker(config, inputs, run, tracker):
                 users, items, inputs.num_items, config.ranker_negatives, seed, all_pairs
             )
 
-        users, items, labels = pairs(inputs.train_users, inputs.train_items, config.seed)
+        users, items, labels = (
+            pairs(inputs.train_users, inputs.train_items, config.seed)
+            if config.ranker_epochs
+            else (None, None, None)  # No training: no negatives to draw.
+        )
         test_users, test_items, test_labels = pairs(
             inputs.test_users, inputs.test_items, config.seed + 1
         )
@@ -618,7 +634,7 @@ def _train_ranker(config, inputs, run, tracker):
         }
     else:
         rmse = float(np.sqrt(np.mean((predictions - test_labels) ** 2)))
-        mean_rmse = float(np.sqrt(np.mean((labels.mean() - test_labels) ** 2)))
+        mean_rmse = float(np.sqrt(np.mean((inputs.train_ratings.mean() - test_labels) ** 2)))
         metrics = {
             "task": "rating",
             "test_rmse": round(rmse, 4),
