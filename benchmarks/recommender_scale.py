@@ -48,6 +48,8 @@ def write_dataset(directory: str, interactions: int, dim: int, seed: int = 0) ->
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from keras_rec.embeddings.embed_table import embedding_row_group_rows
+
     rng = np.random.default_rng(seed)
     num_items, num_users = interactions // 10, interactions // 20
     counts = np.minimum(5 * (1 - rng.random(num_users)) ** (-1 / 1.2), 500)
@@ -77,6 +79,7 @@ def write_dataset(directory: str, interactions: int, dim: int, seed: int = 0) ->
         pq.write_table(
             pa.table({f"{name}_id": np.arange(count, dtype=np.int64), "embedding": column}),
             os.path.join(directory, f"{name}_vectors.parquet"),
+            row_group_size=embedding_row_group_rows(dim),  # as `keras-rec embed` writes
         )
         del vectors, column
     return {"interactions": interactions, "items": num_items, "users": num_users}

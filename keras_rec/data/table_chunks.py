@@ -65,9 +65,14 @@ def table_chunks(
 def _file_chunks(path: str, columns: list[str], chunk_rows: int, encoding: str):
     source = f"File '{path}'"
     if table_format(path) == "parquet":
+        import fsspec
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(path) as parquet:
+        # No pre-buffering: it reads whole column chunks ahead, doubling the peak.
+        with (
+            fsspec.open(path, "rb") as file,
+            pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20) as parquet,
+        ):
             names = parquet.schema_arrow.names
             missing = [c for c in columns if c not in names]
             if missing:
@@ -108,12 +113,15 @@ def read_embedding_file(
     """`(ids [N], float32 vectors [N, D])` of a Parquet file of ids and embedding lists.
 
     The format `keras-rec embed` writes: an id column and a (fixed-size or
-    variable) list column of floats.
+    variable) list column of floats. Read a batch of rows at a time into
+    one preallocated array, so memory peaks at the vectors plus a batch
+    (reading the whole table first would hold it two or three times over).
 
     Raises:
         DataValidationError: missing column, a missing or empty embedding,
             embeddings of different widths, or duplicate ids (rows named).
     """
+    import fsspec
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -125,24 +133,42 @@ def read_embedding_file(
             f"`{column}` list column, as `keras-rec embed` writes)."
         )
     check_file(path)
-    names = pq.read_schema(path).names
-    missing = [c for c in (id_column, column) if c not in names]
-    if missing:
-        raise DataValidationError(f"{source} has no column(s) {missing}. Columns present: {names}.")
-    table = pq.read_table(path, columns=[id_column, column])
-    vectors = table.column(column).combine_chunks()
-    lengths = pc.fill_null(pc.list_value_length(vectors), 0).to_numpy(zero_copy_only=False)
-    if not len(lengths):
-        raise DataValidationError(f"{source} has no data rows.")
-    width = int(np.bincount(lengths).argmax())
-    wrong = np.flatnonzero(lengths != width)
-    if len(wrong) or width == 0:
+    # No pre-buffering: it reads whole column chunks ahead, doubling the peak.
+    with (
+        fsspec.open(path, "rb") as file,
+        pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20) as parquet,
+    ):
+        names = parquet.schema_arrow.names
+        missing = [c for c in (id_column, column) if c not in names]
+        if missing:
+            raise DataValidationError(
+                f"{source} has no column(s) {missing}. Columns present: {names}."
+            )
+        count = parquet.metadata.num_rows
+        if not count:
+            raise DataValidationError(f"{source} has no data rows.")
+        vectors, ids, wrong, width, start = None, [], [], None, 0
+        for batch in parquet.iter_batches(batch_size=65_536, columns=[id_column, column]):
+            lists = batch.column(column)
+            lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+            if width is None:
+                width = int(np.bincount(lengths).argmax()) if len(lengths) else 0
+                vectors = np.empty((count, max(width, 1)), np.float32)
+            bad = np.flatnonzero(lengths != width)
+            wrong.extend((start + bad).tolist())
+            if not len(bad) and width:
+                flat = lists.flatten().to_numpy(zero_copy_only=False)
+                vectors[start : start + len(lengths)] = np.asarray(flat, np.float32).reshape(
+                    -1, width
+                )
+            ids.append(batch.column(id_column).to_pandas())
+            start += len(lengths)
+    if wrong or not width:
         raise DataValidationError(
             f"{source}: column `{column}` has embeddings of different widths (most have "
             f"{width}) or missing ones in {checks.format_rows(wrong)}."
         )
-    flat = vectors.flatten().to_numpy(zero_copy_only=False)
-    ids = table.column(id_column).to_pandas()
+    ids = pd.concat(ids, ignore_index=True)
     checks.require_present(ids, id_column, source)
     checks.require_unique(pd.DataFrame({id_column: ids}), [id_column], source)
-    return ids.to_numpy(), np.asarray(flat, np.float32).reshape(len(lengths), width)
+    return ids.to_numpy(), vectors

@@ -67,6 +67,18 @@ def embed_table(
     return summary
 
 
+ROW_GROUP_BYTES = 64 * 1024 * 1024
+
+
+def embedding_row_group_rows(dim: int) -> int:
+    """Rows per Parquet row group so each group's vectors take ~64 MB.
+
+    A reader decodes a whole row group at once: with pyarrow's default (1M
+    rows) a 1M x 384 file would need a second 1.5 GB while being read.
+    """
+    return max(1024, ROW_GROUP_BYTES // (4 * max(int(dim), 1)))
+
+
 def write_embeddings_parquet(frame: pd.DataFrame, vectors: np.ndarray, path: str) -> None:
     """Writes `frame` plus an `embedding` column atomically to `path`."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -76,7 +88,7 @@ def write_embeddings_parquet(frame: pd.DataFrame, vectors: np.ndarray, path: str
     table = table.append_column("embedding", embedding)
     fs, fs_path = fsspec.core.url_to_fs(os.fspath(path))
     with open_atomic(fs, fs_path) as file:
-        pq.write_table(table, file)
+        pq.write_table(table, file, row_group_size=embedding_row_group_rows(vectors.shape[1]))
 
 
 def read_embeddings_parquet(path: str) -> tuple[pd.DataFrame, np.ndarray]:

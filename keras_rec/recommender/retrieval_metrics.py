@@ -15,7 +15,7 @@ import numpy as np
 from keras_rec.recommender.user_item_lists import UserItemLists
 
 # Scores held at once while evaluating: users per batch = this / items.
-SCORE_BLOCK_VALUES = 32 * 1024 * 1024
+SCORE_BLOCK_VALUES = 16 * 1024 * 1024
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:

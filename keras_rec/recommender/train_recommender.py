@@ -156,7 +156,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     }
     export_start = time.perf_counter()
     exports, query_retrieval, skipped = _export_all(
-        config, retrieval, ranker, inputs, item_vectors, hub_dir, report, run.chief
+        config, retrieval, ranker, inputs, user_vectors, item_vectors, hub_dir, report, run.chief
     )
     export_seconds = time.perf_counter() - export_start
     peak_rss["evaluation_and_export"] = peak_rss_mb()
@@ -657,7 +657,9 @@ def unknown_user_id(user_ids: np.ndarray):
     return candidate
 
 
-def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report, chief):
+def _export_all(
+    config, retrieval, ranker, inputs, user_vectors, item_vectors, hub_dir, report, chief
+):
     """Exports the SavedModels; returns `({name: ExportResult}, QueryRetrieval, skipped)`.
 
     `query_retrieval` needs the sentence-transformer that embedded the
@@ -688,9 +690,8 @@ def _export_all(config, retrieval, ranker, inputs, item_vectors, hub_dir, report
 
     def user_retrieval():
         model = UserRetrieval(
-            retrieval.user_tower,
+            user_vectors,
             inputs.user_ids,
-            inputs.user_tables(),
             item_vectors,
             inputs.item_ids,
             inputs.item_titles,

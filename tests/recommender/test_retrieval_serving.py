@@ -42,9 +42,8 @@ def parts():
 def _user_retrieval(parts, **kwargs):
     tower, user_inputs, item_vectors, seen = parts
     return UserRetrieval(
-        tower,
+        tower(user_inputs).numpy(),
         np.arange(100, 100 + USERS),
-        user_inputs,
         item_vectors,
         item_ids=np.arange(1000, 1000 + ITEMS),
         item_titles=[f"t{i}" for i in range(ITEMS)],
@@ -103,11 +102,11 @@ def test_unknown_user_gets_the_popular_items(parts):
 
 def test_width_mismatches_are_named(parts):
     tower, user_inputs, item_vectors, seen = parts
+    user_vectors = tower(user_inputs).numpy()
     with pytest.raises(ValueError, match="the item vectors has width 3 but the model expects 4"):
         UserRetrieval(
-            tower,
+            user_vectors,
             np.arange(USERS),
-            user_inputs,
             item_vectors[:, :3],
             np.arange(ITEMS),
             ["t"] * ITEMS,
@@ -115,14 +114,10 @@ def test_width_mismatches_are_named(parts):
             np.arange(ITEMS),
             np.ones(ITEMS),
         )
-    bad = {**user_inputs, "embedding": user_inputs["embedding"][:, :5]}
-    with pytest.raises(
-        ValueError, match="user input 'embedding' has width 5 but the model expects 6"
-    ):
+    with pytest.raises(ValueError, match="`user_vectors` has 11 rows for 12 users"):
         UserRetrieval(
-            tower,
+            user_vectors[:-1],
             np.arange(USERS),
-            bad,
             item_vectors,
             np.arange(ITEMS),
             ["t"] * ITEMS,
@@ -216,9 +211,8 @@ def test_items_never_trained_are_retrieved_from_their_text():
     wanted = np.repeat(cold, 3)
     new_users = item_text[wanted] + 0.3 * rng.normal(size=(len(wanted), 8)).astype("float32")
     module = UserRetrieval(
-        model.user_tower,
+        model.user_tower({"embedding": new_users}).numpy(),
         np.arange(len(wanted)),
-        {"embedding": new_users},
         item_vectors,
         np.arange(num_items),
         [str(i) for i in range(num_items)],

@@ -158,9 +158,8 @@ def test_string_id_retrieval_served_through_the_session_loader(tmp_path):
     items = np.asarray(retrieval.item_tower(inputs.item_features(np.arange(ITEMS))))
     seen = UserItemLists(inputs.train_users, inputs.train_items, USERS)
     module = UserRetrieval(
-        retrieval.user_tower,
+        np.asarray(retrieval.user_tower(inputs.user_tables())),
         inputs.user_ids,
-        inputs.user_tables(),
         items,
         inputs.item_ids,
         inputs.item_titles,
