@@ -184,12 +184,8 @@ def _rejected(argv, tmp_path, capsys) -> str:
 
 @pytest.mark.parametrize("command", TRAINING_COMMANDS)
 def test_unknown_flag_exits_2_naming_it(command, tmp_path, capsys):
-    err = _rejected(
-        [command, "--interactions", "my_ratings.csv", "--epochs", "5"], tmp_path, capsys
-    )
-    assert (
-        f"keras-rec {command}: error: unrecognized arguments: --interactions my_ratings.csv" in err
-    )
+    err = _rejected([command, "--clicks", "my_clicks.csv", "--epochs", "5"], tmp_path, capsys)
+    assert f"keras-rec {command}: error: unrecognized arguments: --clicks my_clicks.csv" in err
 
 
 @pytest.mark.parametrize("command", TRAINING_COMMANDS)

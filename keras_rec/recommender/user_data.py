@@ -98,7 +98,7 @@ def load_user_inputs(
             config.seed,
         )
         train, test = rows.take(~held), rows.take(held)
-        protocol = _protocol(config, "test")
+        protocol = _protocol(config)
     validation = train.take(np.zeros(len(train), bool))
     if config.validation_fraction:
         held = holdout_mask(
@@ -158,11 +158,10 @@ def _has_user_data(config) -> bool:
     return bool(config.users or config.user_embeddings)
 
 
-def _protocol(config, part: str) -> str:
+def _protocol(config) -> str:
     if config.split == "leave-last-out":
         return f"leave-last-out(last={config.leave_last} per user)"
-    fraction = config.test_fraction if part == "test" else config.validation_fraction
-    return f"{config.split}(fraction={fraction}, seed={config.seed})"
+    return f"{config.split}(fraction={config.test_fraction}, seed={config.seed})"
 
 
 def _catalogue(config, kind: str) -> Catalogue:
