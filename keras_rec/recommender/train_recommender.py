@@ -628,7 +628,8 @@ def _train_ranker(config, inputs, run, tracker):
     ).reshape(-1)
     if config.ranker_task == "binary":
         metrics = {
-            "task": "binary (rated vs not rated)",
+            "task": "binary",
+            "labels": "rated (1) vs not rated (0)",
             "test_auc": round(float(roc_auc_score(test_labels, predictions)), 4),
             "negatives_per_positive": config.ranker_negatives,
         }
