@@ -59,8 +59,10 @@ class IdIndex:
         """int64 rows of `values`; -1 for ids not in the index (unless `add`)."""
         values = pd.Series(values).reset_index(drop=True)
         if add:
-            self.add(values)
+            self._switch_kind(values)
         keys = self._keys(values)
+        if add:
+            self._append(keys)
         rows = self.index.get_indexer(keys.to_numpy()).astype(np.int64)
         rows[keys.isna().to_numpy()] = -1
         return rows
@@ -68,10 +70,17 @@ class IdIndex:
     def add(self, values) -> None:
         """Appends the ids of `values` not yet in the index."""
         values = pd.Series(values).reset_index(drop=True).dropna()
-        if self.kind == "int" and not _all_integers(values):
+        self._switch_kind(values)
+        self._append(self._keys(values))
+
+    def _switch_kind(self, values: pd.Series) -> None:
+        """Turns the index to strings if `values` hold an id that is not an integer."""
+        if self.kind == "int" and not _all_integers(values.dropna()):
             self.kind = "str"
             self.index = pd.Index(self.index.astype(str).to_numpy(object))
-        keys = pd.Index(self._keys(values).dropna().unique())
+
+    def _append(self, keys: pd.Series) -> None:
+        keys = pd.Index(keys.dropna().unique())
         new = keys.difference(self.index, sort=False) if len(self.index) else keys
         if len(new):
             self.index = self.index.append(pd.Index(new))

@@ -123,10 +123,3 @@ def vector_scores(user_vectors: np.ndarray, item_vectors: np.ndarray):
     """A score function for `evaluate_retrieval`: rows -> `user_vectors[rows] @ item_vectors.T`."""
     item_vectors = np.asarray(item_vectors, np.float32)
     return lambda rows: np.asarray(user_vectors[rows], np.float32) @ item_vectors.T
-
-
-def recall_curve(
-    scores: np.ndarray, inputs: RecommenderInputs, ks: Sequence[int] = CURVE_KS
-) -> dict[int, float]:
-    """Per-user Recall@K (training items removed) at each K, for plotting."""
-    return evaluate_retrieval(scores, inputs, curve_ks=ks)["recall_curve"]

@@ -152,11 +152,6 @@ def popularity_scores(train_items: np.ndarray, num_items: int, num_users: int) -
     return np.broadcast_to(counts, (num_users, num_items))
 
 
-def group_by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> UserItemLists:
-    """Item indices per user index."""
-    return UserItemLists(users, items, num_users)
-
-
 def report(metrics: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
     """Rounds the floats of a metrics dict."""
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in metrics.items()}
