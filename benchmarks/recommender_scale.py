@@ -96,6 +96,9 @@ def train(directory: str, args) -> dict:
         "--split", "leave-last-out",
         "--epochs", str(args.epochs),
         "--ranker-epochs", "0",
+        # As measured before the validation default: one training, no re-ranker.
+        "--validation-fraction", "0",
+        "--recommend-candidates", "0",
         "--eval-users", str(args.eval_users),
         "--output-dir", os.path.join(directory, "saved_models"),
         "--cache", os.path.join(directory, "cache"),

@@ -36,12 +36,14 @@ def train_id_only_baseline(
     epochs: int = TFRS_EPOCHS,
     batch_size: int = TFRS_BATCH_SIZE,
     seed: int = 42,
+    on_epoch=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trains the tutorial's model; returns `(user_vectors [U, 32], item_vectors [N, 32])`.
 
     Ids are row indices + 1 (0 is the tutorial's out-of-vocabulary slot).
     The training pairs are reshuffled every epoch, as `train.shuffle(100_000)`
-    does in the tutorial.
+    does in the tutorial. `on_epoch(epoch, user_vectors, item_vectors)`, when
+    given, is called after each epoch (to choose the epochs on validation).
     """
     keras.utils.set_random_seed(seed)
     model = TwoTowerRetrieval(
@@ -55,7 +57,14 @@ def train_id_only_baseline(
     rng = np.random.default_rng(seed)
     users = np.asarray(train_users, np.int64) + 1
     items = np.asarray(train_items, np.int64) + 1
-    for _ in range(epochs):
+
+    def vectors():
+        return (
+            model.user_tower.predict(np.arange(1, num_users + 1), verbose=0, batch_size=4096),
+            model.item_tower.predict(np.arange(1, num_items + 1), verbose=0, batch_size=4096),
+        )
+
+    for epoch in range(epochs):
         order = rng.permutation(len(users))
         model.fit(
             {"user": users[order], "item": items[order]},
@@ -64,6 +73,6 @@ def train_id_only_baseline(
             shuffle=False,
             verbose=0,
         )
-    user_vectors = model.user_tower.predict(np.arange(1, num_users + 1), verbose=0, batch_size=4096)
-    item_vectors = model.item_tower.predict(np.arange(1, num_items + 1), verbose=0, batch_size=4096)
-    return user_vectors, item_vectors
+        if on_epoch is not None:
+            on_epoch(epoch + 1, *vectors())
+    return vectors()

@@ -23,20 +23,37 @@ class InteractionSplit:
         cold_item_ids: int array. Items with no training interaction at all
             (held out on purpose for a cold-start evaluation); empty otherwise.
         protocol: str. How the split was made.
+        validation: `pandas.DataFrame` or None. Interactions carved out of
+            training to choose epochs and hyperparameters (never the test).
     """
 
     train: pd.DataFrame
     test: pd.DataFrame
     cold_item_ids: np.ndarray
     protocol: str
+    validation: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, object]:
         return {
             "protocol": self.protocol,
             "train": len(self.train),
+            "validation": 0 if self.validation is None else len(self.validation),
             "test": len(self.test),
             "cold_items": len(self.cold_item_ids),
         }
+
+
+def carve_validation(split: InteractionSplit, fraction: float, seed: int) -> InteractionSplit:
+    """`split` with a seeded random `fraction` of its training rows moved to `validation`."""
+    from keras_rec.recommender.interaction_splits import holdout_mask
+
+    held = holdout_mask("random", np.zeros(len(split.train)), None, fraction, 1, seed)
+    return dataclasses.replace(
+        split,
+        train=split.train.loc[~held].reset_index(drop=True),
+        validation=split.train.loc[held].reset_index(drop=True),
+        protocol=f"{split.protocol}+validation(fraction={fraction}, seed={seed})",
+    )
 
 
 def check_interactions(ratings: pd.DataFrame, name: str = "ratings") -> None:

@@ -40,7 +40,8 @@ class RecommenderInputs:
             (carved from training; empty without a validation split).
         user_text: bool. Whether users have their own text embeddings.
         cold_items: int array, row indices of items held out of training.
-        train_ratings, test_ratings: float arrays, the ratings of the pairs
+        train_ratings, test_ratings, val_ratings: float arrays, the ratings
+            of the pairs
             (empty when the interactions have no `rating` column).
     """
 
@@ -64,6 +65,7 @@ class RecommenderInputs:
     val_users: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     val_items: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     user_text: bool = True
+    val_ratings: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def num_items(self) -> int:
@@ -95,6 +97,15 @@ class RecommenderInputs:
     def item_features(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Item tower inputs for item rows."""
         return {name: table[rows] for name, table in self.item_tables().items()}
+
+    def known_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(users, items)` of every interaction known before the test: training + validation."""
+        if not len(self.val_items):
+            return self.train_users, self.train_items
+        return (
+            np.concatenate([self.train_users, self.val_users]),
+            np.concatenate([self.train_items, self.val_items]),
+        )
 
     def item_log_q(self) -> np.ndarray:
         """log of each item's share of training pairs (its in-batch sampling probability)."""
@@ -133,7 +144,8 @@ def build_inputs(
     item_row = pd.Series(np.arange(len(item_ids)), index=item_ids)
     user_row = pd.Series(np.arange(len(user_ids)), index=user_ids)
     rows = {}
-    for part, frame in (("train", split.train), ("test", split.test)):
+    validation = split.validation if split.validation is not None else split.train.iloc[:0]
+    for part, frame in (("train", split.train), ("validation", validation), ("test", split.test)):
         for column, index, what in (("user_id", user_row, "users"), ("item_id", item_row, "items")):
             unknown = ~frame[column].isin(index.index)
             if unknown.any():
@@ -175,6 +187,9 @@ def build_inputs(
         cold_items=cold,
         train_ratings=_ratings(split.train),
         test_ratings=_ratings(split.test),
+        val_users=rows[("validation", "user_id")],
+        val_items=rows[("validation", "item_id")],
+        val_ratings=_ratings(validation),
     )
 
 
@@ -254,5 +269,51 @@ def merge_duplicate_titles(data):
 
 
 def seen_items_by_user(inputs: RecommenderInputs) -> UserItemLists:
-    """Item rows of each user's training interactions."""
-    return UserItemLists(inputs.train_users, inputs.train_items, inputs.num_users)
+    """Item rows of each user's known interactions (training and validation)."""
+    return UserItemLists(*inputs.known_pairs(), inputs.num_users)
+
+
+def validation_view(inputs: RecommenderInputs) -> RecommenderInputs:
+    """`inputs` with the validation pairs as the test (for model selection; nothing merged)."""
+    return dataclasses.replace(
+        inputs,
+        test_users=inputs.val_users,
+        test_items=inputs.val_items,
+        test_ratings=np.zeros(0, np.float32),
+        val_users=np.zeros(0, np.int64),
+        val_items=np.zeros(0, np.int64),
+        val_ratings=np.zeros(0, np.float32),
+        cold_items=np.zeros(0, np.int64),
+    )
+
+
+def merge_validation(inputs: RecommenderInputs) -> RecommenderInputs:
+    """`inputs` with the validation pairs moved into training (to refit on all known pairs).
+
+    Histories, and the id inputs of users and items first seen in
+    validation, are recomputed; cold items that validation reached are no
+    longer cold. Texts (and their embeddings) stay as they were.
+    """
+    if not len(inputs.val_items):
+        return inputs
+    users, items = inputs.known_pairs()
+    history = history_embeddings(users, items, inputs.item_embeddings, inputs.num_users)
+    trained_items = np.zeros(inputs.num_items, bool)
+    trained_items[items] = True
+    trained_users = np.zeros(inputs.num_users, bool)
+    trained_users[users] = True
+    ratings = np.concatenate([inputs.train_ratings, inputs.val_ratings])
+    return dataclasses.replace(
+        inputs,
+        train_users=users,
+        train_items=items,
+        val_users=np.zeros(0, np.int64),
+        val_items=np.zeros(0, np.int64),
+        val_ratings=np.zeros(0, np.float32),
+        train_ratings=ratings if len(ratings) == len(users) else np.zeros(0, np.float32),
+        user_history=history,
+        user_embeddings=inputs.user_embeddings if inputs.user_text else history,
+        item_id_index=np.where(trained_items, np.arange(1, inputs.num_items + 1), 0),
+        user_id_index=np.where(trained_users, np.arange(1, inputs.num_users + 1), 0),
+        cold_items=inputs.cold_items[~trained_items[inputs.cold_items]],
+    )

@@ -32,8 +32,8 @@ def evaluate_retrieval(
     - `top100_accuracy`: TFRS's `FactorizedTopK` top-100 categorical accuracy
       per test (user, item) pair, nothing removed.
     - `user_recall_at_K`, `user_ndcg_at_K` (K = 10, 100), `user_mrr`: per user,
-      the user's training items removed from the ranking, averaged over users
-      with test items.
+      the user's known items (training and validation) removed from the
+      ranking, averaged over users with test items.
     - `cold_start_recall_at_K`, `cold_start_ndcg_at_K`: the same, counting
       as relevant only the cold items (no training interaction), ranked
       among all items; present when `inputs.cold_items` is not empty.
@@ -58,7 +58,7 @@ def evaluate_retrieval(
         expected = (inputs.num_users, inputs.num_items)
         if tuple(np.shape(scores)) != expected:
             raise ValueError(f"`scores` must have shape {expected}. Received: {np.shape(scores)}")
-    seen = UserItemLists(inputs.train_users, inputs.train_items, inputs.num_users)
+    seen = UserItemLists(*inputs.known_pairs(), inputs.num_users)
     relevant = UserItemLists(inputs.test_users, inputs.test_items, inputs.num_users)
     if users is None:
         users = np.flatnonzero(relevant.lengths())

@@ -38,7 +38,13 @@ def _check_width(what: str, actual: int, expected: int) -> None:
         )
 
 
-def _row_splits(groups: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+def csr_rows(values, splits, rows) -> tf.RaggedTensor:
+    """Rows `rows` of a CSR table (`values`, `splits`) as a `tf.RaggedTensor`."""
+    positions = tf.ragged.range(tf.gather(splits, rows), tf.gather(splits, rows + 1))
+    return tf.gather(values, positions)
+
+
+def row_splits(groups: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Ragged int lists -> `(values, splits)` in CSR form, plus an empty last row."""
     if isinstance(groups, UserItemLists):
         return groups.items.astype(np.int64), np.append(groups.splits, groups.splits[-1])
@@ -118,7 +124,7 @@ class UserRetrieval(tf.Module):
         self.num_users = len(user_ids)
         self.exclude_seen = seen_items is not None
         if self.exclude_seen:
-            values, splits = _row_splits(seen_items)
+            values, splits = row_splits(seen_items)
             self.seen_values = tf.Variable(values, trainable=False, name="seen_values")
             self.seen_splits = tf.Variable(splits, trainable=False, name="seen_splits")
         self.popular_items = tf.Variable(
@@ -144,10 +150,9 @@ class UserRetrieval(tf.Module):
             seen_rows = tf.where(
                 known, rows, tf.fill(tf.shape(rows), tf.cast(self.num_users, tf.int64))
             )
-            starts = tf.gather(self.seen_splits, seen_rows)
-            limits = tf.gather(self.seen_splits, seen_rows + 1)
-            positions = tf.ragged.range(starts, limits)
-            exclude = tf.gather(self.seen_values, positions).to_tensor(default_value=-1)
+            exclude = csr_rows(self.seen_values, self.seen_splits, seen_rows).to_tensor(
+                default_value=-1
+            )
         scores, item_rows = self.index(queries, exclude)
         batch = tf.shape(user_id)[0]
         fallback_rows = tf.broadcast_to(self.popular_items[None, :], [batch, self.k])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,7 +16,14 @@ from keras_rec.training.script_arguments import config_dict, require_positive_in
 
 logger = logging.getLogger(__name__)
 
-EXPORT_NAMES = ("user_tower", "item_tower", "ranker", "retrieval", "query_retrieval")
+EXPORT_NAMES = (
+    "user_tower",
+    "item_tower",
+    "ranker",
+    "retrieval",
+    "recommend",
+    "query_retrieval",
+)
 EXAMPLE_QUERIES = (
     "a space adventure with robots and a rebellion",
     "romantic comedy set in New York",
@@ -32,24 +40,32 @@ def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
     1. MovieLens-100K, checked (`DataValidationError` on missing ids or
        duplicate (user, item) pairs), keyed by "Title (Year)" as TFRS keys
        it, split by TFRS's basic-retrieval protocol (80% / 20% after a seeded
-       shuffle); with `cold_start_fraction`, those items leave training.
+       shuffle), `validation_fraction` of training carved out as
+       validation; with `cold_start_fraction`, those items leave training.
+       (Or the user's own files: `prepare_user_inputs`.)
     2. Item texts (title, year, genres) and user texts (demographics, liked
        titles of the training split only) embedded through the cache.
     3. A user tower (text embedding, mean embedding of the training items,
        id) and an item tower (text embedding, id), trained with in-batch
        softmax (temperature, log-Q, accidental hits removed) under the
-       `tf.distribute` strategy.
-    4. Evaluation with training items removed per user, beside a popularity
-       baseline: top-100 accuracy, Recall/NDCG@10/100, MRR, cold start.
-    5. The ranker (concatenate -> MLP) on the text embeddings.
-    6. `keras_rec.serving.export` of `user_tower`, `item_tower`, `ranker`,
-       `retrieval` (user id -> top-K) and `query_retrieval` (text -> top-K);
-       `metrics.json` in `output_dir`, in the run directory and in every
-       export's `assets.extra/`.
+       `tf.distribute` strategy, stopped early on the validation loss.
+    4. On validation: the epochs, EASE's `l2` and the two-stage model's
+       re-ranker (trained on the towers' top-`recommend_candidates` for
+       the validation pairs); then the towers are refit on training +
+       validation for the chosen epochs (`refit`).
+    5. Evaluation with known items removed per user, beside a popularity
+       baseline: top-100 accuracy, Recall/NDCG@10/100, MRR, cold start,
+       for the towers alone and for the two-stage model.
+    6. The ranker (concatenate -> MLP) on the text embeddings.
+    7. `keras_rec.serving.export` of `user_tower`, `item_tower`, `ranker`,
+       `retrieval` (user id -> top-K), `recommend` (user id -> top-K after
+       re-ranking) and `query_retrieval` (text -> top-K); `metrics.json` in
+       `output_dir`, in the run directory and in every export's
+       `assets.extra/`.
 
     With MLflow tracking on (`mlflow=True` or `MLFLOW_TRACKING_URI`), the
     run logs the config, per-epoch losses, the final metrics, the recall@K
-    and training-curve plots, the five SavedModels, `query_retrieval` as a
+    and training-curve plots, the SavedModels, `query_retrieval` as a
     pyfunc model taking raw text, and the sentence-transformer.
 
     Args:
@@ -77,12 +93,14 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     from fsspec.implementations.local import LocalFileSystem
 
     from keras_rec.atomic_io import write_bytes_atomic
+    from keras_rec.recommender.recommender_inputs import merge_validation
     from keras_rec.recommender.retrieval_evaluation import (
         CURVE_KS,
         evaluate_retrieval,
         popularity_baseline,
         vector_scores,
     )
+    from keras_rec.recommender.two_stage import two_stage_scores
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     start = time.perf_counter()
@@ -117,6 +135,21 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         chief=run.chief,
     )
 
+    # === Validation: model selection, the re-ranker, refit ===
+    validation, stage_two = {}, None
+    if len(inputs.val_items):
+        validation, stage_two = _select_on_validation(config, inputs, retrieval, history, run)
+        if config.refit:
+            inputs = merge_validation(inputs)
+            retrieval, _, refit_seconds = fit_retrieval(
+                dataclasses.replace(config, epochs=validation["chosen_epochs"]),
+                inputs,
+                run.strategy,
+                checkpoint_dir=run.checkpoint_dir("retrieval_refit"),
+                chief=run.chief,
+                name="retrieval_refit",
+            )
+            train_seconds += refit_seconds
     peak_rss["training"] = peak_rss_mb()
 
     # === Evaluation ===
@@ -129,10 +162,14 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         "two-tower": metrics.pop("recall_curve"),
         "popularity": popularity.pop("recall_curve"),
     }
-    if len(inputs.val_items):
-        metrics["validation"] = evaluate_retrieval(
-            vector_scores(user_vectors, item_vectors), validation_view(inputs)
-        )
+    recommend = None
+    if stage_two is not None:
+        recommend = _two_stage(config, inputs, user_vectors, item_vectors, stage_two)
+        two_stage = evaluate_retrieval(two_stage_scores(recommend), inputs, CURVE_KS, users)
+        curves["two-stage"] = two_stage.pop("recall_curve")
+        metrics["two_stage"] = two_stage
+    if validation:
+        metrics["validation"] = validation
     evaluation_seconds = time.perf_counter() - evaluation_start
     plots = [
         plot_recall_curves(curves, os.path.join(run_dir, "recall_at_k.png")),
@@ -156,7 +193,16 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     }
     export_start = time.perf_counter()
     exports, query_retrieval, skipped = _export_all(
-        config, retrieval, ranker, inputs, user_vectors, item_vectors, hub_dir, report, run.chief
+        config,
+        retrieval,
+        ranker,
+        recommend,
+        inputs,
+        user_vectors,
+        item_vectors,
+        hub_dir,
+        report,
+        run.chief,
     )
     export_seconds = time.perf_counter() - export_start
     peak_rss["evaluation_and_export"] = peak_rss_mb()
@@ -168,7 +214,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         },
         "ranker": ranker_metrics,
         "train_pairs": int(len(inputs.train_items)),
-        "validation_pairs": int(len(inputs.val_items)),
+        "validation_pairs": validation.get("pairs", 0),
         "test_pairs": int(len(inputs.test_items)),
         "items": inputs.num_items,
         "users": inputs.num_users,
@@ -304,15 +350,109 @@ def evaluation_users(inputs, count: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(users, count, replace=False))
 
 
-def validation_view(inputs):
-    """`inputs` with the validation pairs in place of the test pairs (for model selection)."""
-    import dataclasses
+def _select_on_validation(config, inputs, retrieval, history, run):
+    """Validation figures, the chosen epochs and (with `recommend_candidates`) the re-ranker.
 
-    return dataclasses.replace(
-        inputs,
-        test_users=inputs.val_users,
-        test_items=inputs.val_items,
-        cold_items=np.zeros(0, np.int64),
+    Returns `(validation report, stage-two parts or None)`: the parts are
+    the trained re-ranker and the item-item feature's EASE `l2` and text
+    weight, chosen on validation.
+    """
+    from keras_rec.recommender.baseline_tuning import tune_text_ease, validation_choice
+    from keras_rec.recommender.item_item_baselines import MAX_ITEM_ITEM_ITEMS
+    from keras_rec.recommender.recommender_inputs import validation_view
+    from keras_rec.recommender.reranker_training import TooFewTargets, fit_reranker
+    from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, vector_scores
+    from keras_rec.recommender.two_stage import two_stage_scores
+    from keras_rec.recommender.user_item_lists import UserItemLists
+
+    view = validation_view(inputs)
+    user_vectors, item_vectors = tower_vectors(retrieval, inputs)
+    losses = history.history.get("val_loss") or [0.0]
+    report = {
+        "pairs": int(len(inputs.val_items)),
+        "retrieval": evaluate_retrieval(
+            vector_scores(user_vectors, item_vectors),
+            view,
+            users=evaluation_users(view, config.eval_users, config.seed),
+        ),
+        "chosen_epochs": int(np.argmin(losses)) + 1,
+    }
+    if not config.recommend_candidates:
+        return report, None
+    item_item = {}
+    if config.item_neighbors and inputs.num_items <= MAX_ITEM_ITEM_ITEMS:
+        (l2, text_weight), results = tune_text_ease(inputs)
+        item_item = {"l2": l2, "text_weight": text_weight}
+        report["item_item"] = {
+            "chosen": item_item,
+            "validation_ndcg_at_10": validation_choice(results),
+        }
+    # History = training pairs only: the validation pairs are the targets.
+    candidates = _two_stage(config, view, user_vectors, item_vectors, item_item)
+    try:
+        reranker, held_users, reranker_report = fit_reranker(
+            candidates,
+            UserItemLists(inputs.val_users, inputs.val_items, inputs.num_users),
+            config.reranker_epochs,
+            config.learning_rate,
+            config.seed,
+            run.strategy,
+        )
+    except TooFewTargets as e:
+        logger.warning("No two-stage model: %s", e)
+        report["reranker"] = {"skipped": str(e)}
+        return report, None
+    stage_two = {**item_item, "reranker": reranker}
+    # Both stages on the re-ranker's held-out validation users.
+    scored = _two_stage(config, view, user_vectors, item_vectors, stage_two)
+    report["reranker"] = {
+        **reranker_report,
+        "holdout_retrieval": evaluate_retrieval(
+            vector_scores(user_vectors, item_vectors), view, users=held_users
+        ),
+        "holdout_two_stage": evaluate_retrieval(two_stage_scores(scored), view, users=held_users),
+    }
+    return report, stage_two
+
+
+def _two_stage(config, inputs, user_vectors, item_vectors, stage_two):
+    """The `TwoStageRecommender` of `inputs` (its known pairs are the history)."""
+    from keras_rec.recommender.item_item_baselines import (
+        ease_weights,
+        interaction_matrix,
+        text_gram,
+        top_neighbors,
+    )
+    from keras_rec.recommender.recommender_inputs import seen_items_by_user
+    from keras_rec.recommender.two_stage import TwoStageRecommender
+
+    known_users, known_items = inputs.known_pairs()
+    counts = np.bincount(known_items, minlength=inputs.num_items)
+    popular = np.argsort(-counts, kind="stable")
+    neighbors = ()
+    if stage_two.get("l2") is not None:
+        matrix = interaction_matrix(known_users, known_items, inputs.num_users, inputs.num_items)
+        side = None
+        if stage_two.get("text_weight"):
+            side = text_gram(inputs.item_embeddings, stage_two["text_weight"])
+        weights = ease_weights(matrix, stage_two["l2"], side)
+        neighbors = top_neighbors(weights, config.item_neighbors)
+    candidates = min(config.recommend_candidates, inputs.num_items)
+    return TwoStageRecommender(
+        user_vectors,
+        inputs.user_ids,
+        item_vectors,
+        inputs.item_embeddings,
+        inputs.item_ids,
+        inputs.item_titles,
+        counts,
+        seen_items_by_user(inputs),
+        stage_two.get("reranker"),
+        min(config.k, candidates),
+        candidates,
+        popular,
+        counts[popular] / max(counts.sum(), 1),
+        *neighbors,
     )
 
 
@@ -323,6 +463,7 @@ def fit_retrieval(
     callbacks=None,
     checkpoint_dir: str | None = None,
     chief: bool = True,
+    name: str = "retrieval",
 ):
     """Builds and trains the two towers; returns `(TwoTowerRetrieval, History, seconds)`.
 
@@ -367,7 +508,7 @@ def fit_retrieval(
         checkpoint_dir=checkpoint_dir,
         checkpoint_steps=config.checkpoint_steps,
         chief=chief,
-        name="retrieval",
+        name=name,
     )
     return retrieval, history, time.perf_counter() - start
 
@@ -410,6 +551,11 @@ def _check_config(config: RecommenderTrainingConfig) -> None:
         raise ValueError(
             f"`validation_fraction` must be in [0, 1). Received: {config.validation_fraction!r}"
         )
+    for name in ("recommend_candidates", "item_neighbors"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"`{name}` must be >= 0. Received: {getattr(config, name)!r}")
+    if config.recommend_candidates and config.reranker_epochs < 1:
+        raise ValueError(f"`reranker_epochs` must be >= 1. Received: {config.reranker_epochs!r}")
     if config.eval_users is not None and config.eval_users < 1:
         raise ValueError(f"`eval_users` must be >= 1. Received: {config.eval_users!r}")
     if config.interactions is None:
@@ -441,6 +587,7 @@ def _movielens_split(config):
     """`(InteractionSplit, items table, users table)` of MovieLens-100K."""
     from keras_rec.data import movielens_100k
     from keras_rec.recommender.interactions import (
+        carve_validation,
         check_interactions,
         cold_start_split,
         tfrs_protocol_split,
@@ -467,6 +614,8 @@ def _movielens_split(config):
             config.seed,
             base=split,
         )
+    if config.validation_fraction:
+        split = carve_validation(split, config.validation_fraction, config.seed + 1)
     items, users = movielens_tables(data, split.train)
     return split, items, users
 
@@ -566,8 +715,6 @@ def _train_ranker(config, inputs, run, tracker):
         np.concatenate([inputs.train_items, inputs.val_items, inputs.test_items]),
     )
     if config.ranker_task == "binary":
-        from sklearn.metrics import roc_auc_score
-
         from keras_rec.recommender.ranker_data import sampled_negative_pairs
 
         def pairs(users, items, seed):
@@ -627,10 +774,16 @@ def _train_ranker(config, inputs, run, tracker):
         ranker, lambda rows: features(test_users[rows], test_items[rows]), len(test_labels)
     ).reshape(-1)
     if config.ranker_task == "binary":
+        from keras_rec.recommender.ranker_data import auc_report
+
+        popularity = np.log1p(np.bincount(inputs.known_pairs()[1], minlength=inputs.num_items))
+        ranker_auc = auc_report(test_users, test_labels, predictions)
         metrics = {
             "task": "binary",
-            "labels": "rated (1) vs not rated (0)",
-            "test_auc": round(float(roc_auc_score(test_labels, predictions)), 4),
+            "labels": "rated (1) vs not rated (0): test pairs, and sampled items never a positive",
+            "test_auc": ranker_auc["pooled_auc"],
+            "test_per_user_auc": ranker_auc["per_user_auc"],
+            "popularity_test_auc": auc_report(test_users, test_labels, popularity[test_items]),
             "negatives_per_positive": config.ranker_negatives,
         }
     else:
@@ -659,13 +812,14 @@ def unknown_user_id(user_ids: np.ndarray):
 
 
 def _export_all(
-    config, retrieval, ranker, inputs, user_vectors, item_vectors, hub_dir, report, chief
+    config, retrieval, ranker, recommend, inputs, user_vectors, item_vectors, hub_dir, report, chief
 ):
     """Exports the SavedModels; returns `({name: ExportResult}, QueryRetrieval, skipped)`.
 
     `query_retrieval` needs the sentence-transformer that embedded the
     items: it is skipped (named in `skipped` with the reason) when the item
-    embeddings came from a file. Each model is built just before its export
+    embeddings came from a file; `recommend` without a trained re-ranker.
+    Each model is built just before its export
     and released after, so one served copy of the tables exists at a time.
     """
     from keras_rec.recommender.recommender_inputs import seen_items_by_user
@@ -683,6 +837,12 @@ def _export_all(
     popular = np.argsort(-counts, kind="stable")
     k = min(config.k, inputs.num_items)
     skipped = {}
+    if recommend is None:
+        skipped["recommend"] = (
+            "no re-ranker was trained: it needs --validation-fraction > 0, "
+            "--recommend-candidates > 0 and users with a validation item among their "
+            "candidates (see the summary's validation.reranker)"
+        )
     if hub_dir is None or (config.interactions and config.item_embeddings):
         skipped["query_retrieval"] = (
             "the item embeddings came from --item-embeddings: the sentence-transformer "
@@ -735,6 +895,11 @@ def _export_all(
             },
         ),
         "retrieval": user_retrieval,
+        "recommend": lambda: (
+            recommend,
+            recommend.serve,
+            {"user_id": np.append(inputs.user_ids[rows], unknown_user_id(inputs.user_ids))},
+        ),
         "query_retrieval": query_retrieval,
     }
     metrics_text = json.dumps(report, indent=1)

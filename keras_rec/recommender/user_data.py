@@ -275,5 +275,6 @@ def _inputs(items, users, num_users, user_ids, train, validation, test) -> Recom
         test_ratings=ratings(test),
         val_users=validation.users,
         val_items=validation.items,
+        val_ratings=ratings(validation),
         user_text=users is not None,
     )

@@ -117,6 +117,7 @@ def strategy_fit(
 
     model.stop_training = False
     callback_list.on_train_begin()
+    _say(f"{name}: {epochs} epochs of {steps} steps")
     if resumed_at:
         _say(f"{name}: resuming at epoch {start_epoch + 1}, step {start_step}/{steps}")
     for epoch in range(start_epoch, epochs):

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from keras_rec.cli import main
 from keras_rec.data import DataValidationError
+from keras_rec.recommender.baseline_tuning import TEXT_EASE_L2_GRID
 from keras_rec.recommender.interactions import (
     check_interactions,
     cold_start_split,
@@ -22,6 +23,7 @@ from keras_rec.recommender.train_recommender import (
     RecommenderTrainingConfig,
     train_recommender,
 )
+from keras_rec.serving.fresh_process import answer_in_fresh_process, tf_text_op_libraries
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_script_prints_metrics_and_writes_metrics_json(trained):
     assert os.path.isfile(os.path.join(summary["run_dir"], "metrics.json"))
 
 
-def test_five_exports_load_in_tensorflow_and_carry_metrics(trained):
+def test_six_exports_load_in_tensorflow_and_carry_metrics(trained):
     exports = trained["summary"]["exports"]
     assert sorted(exports) == sorted(EXPORT_NAMES)
     for name, path in exports.items():
@@ -126,9 +128,44 @@ def test_served_retrieval_answers_known_and_unknown_users(trained, trained_split
     titles = [t.decode() for t in outputs["titles"].numpy()[0]]
     assert all(t.endswith(")") for t in titles), titles  # "Title (Year)"
     for row, user in enumerate([1, 13]):
-        seen = set(split.train.loc[split.train["user_id"] == user, "item_id"])
-        assert seen, user
-        assert not seen & set(outputs["item_ids"].numpy()[row].tolist())
+        assert not _known_items(split, user) & set(outputs["item_ids"].numpy()[row].tolist())
+
+
+def _known_items(split, user):
+    """Item ids of `user` in training and validation (both are excluded from results)."""
+    known = pd.concat([split.train, split.validation])
+    items = set(known.loc[known["user_id"] == user, "item_id"])
+    assert items and not split.train[split.train["user_id"] == user].empty, user
+    return items
+
+
+def test_two_stage_recommend_is_trained_on_validation_and_served(trained, trained_split):
+    split, _ = trained_split
+    summary = trained["summary"]
+    assert len(split.validation) == summary["validation_pairs"] > 0
+    validation = summary["validation"]
+    assert 1 <= validation["chosen_epochs"] <= 2
+    assert validation["reranker"]["training_users"] > validation["reranker"]["holdout_users"] > 0
+    assert validation["item_item"]["chosen"]["l2"] in TEXT_EASE_L2_GRID
+    assert len(validation["item_item"]["validation_ndcg_at_10"]) == 9
+    two_stage = summary["two_stage"]
+    # Both stages rank the same 100 candidates: Recall@100 is the retrieval's.
+    assert two_stage["user_recall_at_100"] == summary["user_recall_at_100"]
+    assert 0.0 <= two_stage["user_ndcg_at_10"] <= 1.0
+    # Through TF Serving's loader (the Session path), as a client calls it.
+    served = answer_in_fresh_process(
+        summary["exports"]["recommend"],
+        {"r": ("serving_default", {"user_id": np.array([1, 13, 999_999], np.int64)})},
+        ["session"],
+        op_libraries=tf_text_op_libraries(),
+    )
+    assert not served["errors"]["session"], served["errors"]
+    answer = served["answers"]["session"]["r"]
+    assert answer["item_ids"].shape == (3, 10)
+    assert answer["known_user"].tolist() == [True, True, False]
+    for row, user in enumerate([1, 13]):
+        assert not _known_items(split, user) & set(answer["item_ids"][row].tolist())
+    assert summary["ranker"]["popularity_test_auc"]["pooled_auc"] > 0.5
 
 
 def test_cold_start_items_are_retrieved(trained, trained_split):

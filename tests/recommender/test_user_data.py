@@ -145,10 +145,10 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
     assert split["train"] + split["validation"] + split["test"] == len(interactions)
     assert split["id_type"] == "str" and summary["items"] == len(shop["items"])
     assert sorted(summary["exports"]) == sorted(
-        ["user_tower", "item_tower", "ranker", "retrieval", "query_retrieval"]
+        ["user_tower", "item_tower", "ranker", "retrieval", "recommend", "query_retrieval"]
     )
     assert "val_loss" in summary["report"]["history"]
-    assert 0 < summary["validation"]["user_recall_at_100"] <= 1
+    assert 0 < summary["validation"]["retrieval"]["user_recall_at_100"] <= 1
     # The served retrieval takes the shop's own string ids, through TF Serving's loader.
     user = interactions["user_code"].iloc[0]
     answer = _serve(summary["exports"]["retrieval"], np.array([user, "nobody"], object))

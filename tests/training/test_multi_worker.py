@@ -23,7 +23,7 @@ from script_runs import (
     worker_configs,
 )
 
-EXPORTS = ("user_tower", "item_tower", "ranker", "retrieval", "query_retrieval")
+EXPORTS = ("user_tower", "item_tower", "ranker", "retrieval", "recommend", "query_retrieval")
 
 
 def _recommender_workers(movielens_dir, model_path, root, *extra) -> list[list[str]]:
@@ -125,7 +125,7 @@ def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
     restarted = _run_workers(commands, tmp_path, worker_configs(2))
     for result in restarted:
         assert result.returncode == 0, result.stderr[-3000:]
-        assert "retrieval: resuming at epoch 2, step 5/19" in result.stdout
+        assert "retrieval: resuming at epoch 2, step 5/17" in result.stdout
     summary = summary_of(restarted[0].stdout)
     assert summary["resumed"] is True and summary["resumed_at_epoch"] == 2
     _assert_chief_alone_wrote(tmp_path, EXPORTS)
