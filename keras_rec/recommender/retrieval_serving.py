@@ -38,6 +38,17 @@ def _check_width(what: str, actual: int, expected: int) -> None:
         )
 
 
+def user_row_table(user_ids: np.ndarray) -> tf.lookup.StaticHashTable:
+    """Raw user id (int64 or string, as `served_ids` gives) -> user row; -1 when unknown."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(user_ids, _id_dtype(user_ids)),
+            tf.range(len(user_ids), dtype=tf.int64),
+        ),
+        default_value=-1,
+    )
+
+
 def csr_rows(values, splits, rows) -> tf.RaggedTensor:
     """Rows `rows` of a CSR table (`values`, `splits`) as a `tf.RaggedTensor`."""
     positions = tf.ragged.range(tf.gather(splits, rows), tf.gather(splits, rows + 1))
@@ -106,13 +117,7 @@ class UserRetrieval(tf.Module):
         _check_width("the item vectors", item_vectors.shape[1], user_vectors.shape[1])
         if len(popular_items) < k:
             raise ValueError(f"`popular_items` must hold at least k={k} items.")
-        self.user_rows = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(user_ids, _id_dtype(user_ids)),
-                tf.range(len(user_ids), dtype=tf.int64),
-            ),
-            default_value=-1,
-        )
+        self.user_rows = user_row_table(user_ids)
         self.user_vectors = tf.Variable(user_vectors, trainable=False, name="user_vectors")
         self.index = BruteForceTopK(
             item_vectors, np.arange(len(item_vectors)), k=k, name="item_index"

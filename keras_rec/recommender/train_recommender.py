@@ -167,6 +167,8 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         recommend = _two_stage(config, inputs, user_vectors, item_vectors, stage_two)
         two_stage = evaluate_retrieval(two_stage_scores(recommend), inputs, CURVE_KS, users)
         curves["two-stage"] = two_stage.pop("recall_curve")
+        # TFRS's top-100 accuracy ranks known items too; this model never does.
+        del two_stage["top100_accuracy"]
         metrics["two_stage"] = two_stage
     if validation:
         metrics["validation"] = validation
@@ -367,7 +369,10 @@ def _select_on_validation(config, inputs, retrieval, history, run):
 
     view = validation_view(inputs)
     user_vectors, item_vectors = tower_vectors(retrieval, inputs)
-    losses = history.history.get("val_loss") or [0.0]
+    # Epoch numbers of the logged losses: a resumed run logs from its resumed epoch on.
+    losses = history.history.get("val_loss")
+    first = history.resumed_at[0] if history.resumed_at else 0
+    chosen = first + int(np.argmin(losses)) + 1 if losses else config.epochs
     report = {
         "pairs": int(len(inputs.val_items)),
         "retrieval": evaluate_retrieval(
@@ -375,7 +380,7 @@ def _select_on_validation(config, inputs, retrieval, history, run):
             view,
             users=evaluation_users(view, config.eval_users, config.seed),
         ),
-        "chosen_epochs": int(np.argmin(losses)) + 1,
+        "chosen_epochs": min(chosen, config.epochs),
     }
     if not config.recommend_candidates:
         return report, None

@@ -13,6 +13,7 @@ from keras_rec.recommender.retrieval_serving import (
     csr_rows,
     row_splits,
     served_ids,
+    user_row_table,
 )
 from keras_rec.recommender.user_item_lists import UserItemLists
 
@@ -104,13 +105,7 @@ class TwoStageRecommender(tf.Module):
             raise ValueError(f"`history` has {len(history)} users; expected {len(user_ids)}.")
         texts = np.asarray(item_embeddings, np.float32)
         texts = texts / np.maximum(np.linalg.norm(texts, axis=1, keepdims=True), 1e-12)
-        self.user_rows = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(user_ids, _id_dtype(user_ids)),
-                tf.range(len(user_ids), dtype=tf.int64),
-            ),
-            default_value=-1,
-        )
+        self.user_rows = user_row_table(user_ids)
         self.user_vectors = tf.Variable(user_vectors, trainable=False, name="user_vectors")
         self.item_vectors = tf.Variable(item_vectors, trainable=False, name="item_vectors")
         self.item_texts = tf.Variable(texts, trainable=False, name="item_texts")

@@ -186,12 +186,18 @@ def test_temporal_split_from_embedding_files_needs_no_encoder(shop):
     liked = interactions[interactions["stars"] >= 3]
     split = summary["report"]["split"]
     assert split["dropped"] == {"below_min_rating": int((interactions["stars"] < 3).sum())}
-    assert split["train"] + split["test"] == len(liked)
+    assert split["train"] + split["validation"] + split["test"] == len(liked)
     cutoff = np.sort(liked["ts"].to_numpy())[len(liked) - round(len(liked) * 0.25)]
     assert split["test"] == int((liked["ts"] >= cutoff).sum())
     assert split["id_type"] == "int" and summary["embedding_dim"] == 24
     assert "query_retrieval" in summary["exports_skipped"]
-    assert sorted(summary["exports"]) == ["item_tower", "ranker", "retrieval", "user_tower"]
+    assert sorted(summary["exports"]) == [
+        "item_tower",
+        "ranker",
+        "recommend",
+        "retrieval",
+        "user_tower",
+    ]
     user = int(interactions["user_code"].str[1:].astype(int).iloc[0])
     answer = _serve(summary["exports"]["retrieval"], np.array([user, 10**9], np.int64))
     assert answer["known_user"].tolist() == [True, False]
@@ -228,7 +234,8 @@ def test_random_split_on_a_parquet_directory_with_a_test_file(shop, tiny_hub_dir
     )  # fmt: skip
     split = summary["report"]["split"]
     assert split["test"] == round(len(interactions) * 0.2)
-    assert split["train"] + split["test"] == len(interactions)
+    assert split["train"] + split["validation"] + split["test"] == len(interactions)
+    assert split["validation"] == round((len(interactions) - split["test"]) * 0.1)
     assert summary["users"] == interactions["user_code"].nunique()
     # The same data with its own test file: unseen users dropped and counted.
     config = RecommenderTrainingConfig(
@@ -245,7 +252,7 @@ def test_random_split_on_a_parquet_directory_with_a_test_file(shop, tiny_hub_dir
     assert report["test_pairs_with_items_unseen_in_training"] == int(
         "m01600" not in set(interactions["item_code"])
     )
-    assert len(inputs.train_items) == len(interactions)
+    assert len(inputs.train_items) + len(inputs.val_items) == len(interactions)
 
 
 # --- Bad input ---------------------------------------------------------------
