@@ -93,22 +93,17 @@ def baselines(config) -> dict:
     view = validation_view(inputs)
     matrix = training_matrix(merged)
     results = {"popularity": {"test": _figures(popularity_baseline(merged))}}
-    l2, ease_val = tune_ease(inputs)
-    results["ease"] = {
-        "chosen": {"l2": l2},
-        "validation": validation_choice(ease_val),
-        "test": _figures(
-            evaluate_retrieval(item_item_scores(matrix, ease_weights(matrix, l2)), merged)
-        ),
-    }
-    k, knn_val = tune_item_knn(inputs)
-    results["item_knn"] = {
-        "chosen": {"neighbors": k},
-        "validation": validation_choice(knn_val),
-        "test": _figures(
-            evaluate_retrieval(item_item_scores(matrix, item_knn_weights(matrix, k)), merged)
-        ),
-    }
+    for name, tune, setting, weights_of in (
+        ("ease", tune_ease, "l2", ease_weights),
+        ("item_knn", tune_item_knn, "neighbors", item_knn_weights),
+    ):
+        value, on_validation = tune(inputs)
+        scores = item_item_scores(matrix, weights_of(matrix, value))
+        results[name] = {
+            "chosen": {setting: value},
+            "validation": validation_choice(on_validation),
+            "test": _figures(evaluate_retrieval(scores, merged)),
+        }
     tfrs_val = {}
 
     def score_epoch(epoch, users, items):
