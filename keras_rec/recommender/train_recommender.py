@@ -164,7 +164,14 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     }
     recommend = None
     if stage_two is not None:
-        recommend = _two_stage(config, inputs, user_vectors, item_vectors, stage_two)
+        recommend = _two_stage(
+            config,
+            inputs,
+            user_vectors,
+            item_vectors,
+            stage_two["reranker"],
+            _item_neighbors(config, inputs, stage_two),
+        )
         two_stage = evaluate_retrieval(two_stage_scores(recommend), inputs, CURVE_KS, users)
         curves["two-stage"] = two_stage.pop("recall_curve")
         # TFRS's top-100 accuracy ranks known items too; this model never does.
@@ -393,7 +400,8 @@ def _select_on_validation(config, inputs, retrieval, history, run):
             "validation_ndcg_at_10": validation_choice(results),
         }
     # History = training pairs only: the validation pairs are the targets.
-    candidates = _two_stage(config, view, user_vectors, item_vectors, item_item)
+    neighbors = _item_neighbors(config, view, item_item)
+    candidates = _two_stage(config, view, user_vectors, item_vectors, None, neighbors)
     try:
         reranker, held_users, reranker_report = fit_reranker(
             candidates,
@@ -409,7 +417,7 @@ def _select_on_validation(config, inputs, retrieval, history, run):
         return report, None
     stage_two = {**item_item, "reranker": reranker}
     # Both stages on the re-ranker's held-out validation users.
-    scored = _two_stage(config, view, user_vectors, item_vectors, stage_two)
+    scored = _two_stage(config, view, user_vectors, item_vectors, reranker, neighbors)
     report["reranker"] = {
         **reranker_report,
         "holdout_retrieval": evaluate_retrieval(
@@ -420,28 +428,36 @@ def _select_on_validation(config, inputs, retrieval, history, run):
     return report, stage_two
 
 
-def _two_stage(config, inputs, user_vectors, item_vectors, stage_two):
-    """The `TwoStageRecommender` of `inputs` (its known pairs are the history)."""
+def _item_neighbors(config, inputs, item_item) -> tuple:
+    """`(item rows, weights)` of EASE (with item texts) on the known pairs, or `()` without it."""
     from keras_rec.recommender.item_item_baselines import (
         ease_weights,
         interaction_matrix,
         text_gram,
         top_neighbors,
     )
+
+    if item_item.get("l2") is None:
+        return ()
+    matrix = interaction_matrix(*inputs.known_pairs(), inputs.num_users, inputs.num_items)
+    side = None
+    if item_item.get("text_weight"):
+        side = text_gram(inputs.item_embeddings, item_item["text_weight"])
+    return top_neighbors(ease_weights(matrix, item_item["l2"], side), config.item_neighbors)
+
+
+def _known_popularity(inputs) -> tuple[np.ndarray, np.ndarray]:
+    """`(known pairs per item, item rows by decreasing count)`: the unknown users' fallback."""
+    counts = np.bincount(inputs.known_pairs()[1], minlength=inputs.num_items)
+    return counts, np.argsort(-counts, kind="stable")
+
+
+def _two_stage(config, inputs, user_vectors, item_vectors, reranker, neighbors):
+    """The `TwoStageRecommender` of `inputs` (its known pairs are the history)."""
     from keras_rec.recommender.recommender_inputs import seen_items_by_user
     from keras_rec.recommender.two_stage import TwoStageRecommender
 
-    known_users, known_items = inputs.known_pairs()
-    counts = np.bincount(known_items, minlength=inputs.num_items)
-    popular = np.argsort(-counts, kind="stable")
-    neighbors = ()
-    if stage_two.get("l2") is not None:
-        matrix = interaction_matrix(known_users, known_items, inputs.num_users, inputs.num_items)
-        side = None
-        if stage_two.get("text_weight"):
-            side = text_gram(inputs.item_embeddings, stage_two["text_weight"])
-        weights = ease_weights(matrix, stage_two["l2"], side)
-        neighbors = top_neighbors(weights, config.item_neighbors)
+    counts, popular = _known_popularity(inputs)
     candidates = min(config.recommend_candidates, inputs.num_items)
     return TwoStageRecommender(
         user_vectors,
@@ -452,7 +468,7 @@ def _two_stage(config, inputs, user_vectors, item_vectors, stage_two):
         inputs.item_titles,
         counts,
         seen_items_by_user(inputs),
-        stage_two.get("reranker"),
+        reranker,
         min(config.k, candidates),
         candidates,
         popular,
@@ -781,7 +797,7 @@ def _train_ranker(config, inputs, run, tracker):
     if config.ranker_task == "binary":
         from keras_rec.recommender.ranker_data import auc_report
 
-        popularity = np.log1p(np.bincount(inputs.known_pairs()[1], minlength=inputs.num_items))
+        popularity = np.log1p(_known_popularity(inputs)[0])
         ranker_auc = auc_report(test_users, test_labels, predictions)
         metrics = {
             "task": "binary",
@@ -838,8 +854,7 @@ def _export_all(
 
     rows = np.arange(min(4, inputs.num_users))
     item_rows = np.arange(min(4, inputs.num_items))
-    counts = np.bincount(inputs.train_items, minlength=inputs.num_items)
-    popular = np.argsort(-counts, kind="stable")
+    counts, popular = _known_popularity(inputs)
     k = min(config.k, inputs.num_items)
     skipped = {}
     if recommend is None:
