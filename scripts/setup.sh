@@ -5,6 +5,7 @@
 #   bash scripts/setup.sh            # runtime dependencies
 #   bash scripts/setup.sh dev        # + test dependencies (pytest, s3fs, moto)
 #   bash scripts/setup.sh dev,s3     # any extras of pyproject.toml, comma-separated
+#   bash scripts/setup.sh benchmarks # + the CPU peers of benchmarks/encoder.py
 #
 # PyTorch is installed first and pinned, because sentence-transformers asks for
 # an unpinned `torch`, which pulls the newest CUDA build (several GB). Override
@@ -38,4 +39,11 @@ fi
 target="."
 [ -n "$extras" ] && target=".[$extras]"
 "${pip[@]}" install --quiet -e "$target"
+# optimum-intel (the openvino extra) requires torchvision. A torchvision built for
+# another torch than the pinned one breaks `import transformers` ("operator
+# torchvision::nms does not exist"); nothing here needs it, so it is removed then.
+if "$venv/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchvision') is None)" \
+  && ! "$venv/bin/python" -c "import torchvision" 2>/dev/null; then
+  "${pip[@]}" uninstall --quiet --yes torchvision
+fi
 echo "$want" > "$stamp"

@@ -6,6 +6,8 @@
   same outputs.
 - `assert_close_retrieval_metrics(summary, reference, tolerance)`: two
   `train-recommender` runs score alike.
+- `assert_cosine_close(actual, expected, min_cosine)`: every row of two
+  embedding matrices points the same way; returns the smallest cosine.
 - `assert_saved_model_round_trip(model_or_module, inputs, tmp_path)`: SavedModel
   export -> load in a fresh process that imports only TensorFlow, through TF
   Serving's Session loader and `tf.saved_model.load` -> run `serving_default`
@@ -272,3 +274,27 @@ def assert_close_retrieval_metrics(summary: dict, reference: dict, tolerance: fl
         assert difference <= tolerance, (
             f"{key}: {summary[key]} vs {reference[key]} (|diff| {difference:.4f} > {tolerance})"
         )
+
+
+def assert_cosine_close(actual, expected, min_cosine: float) -> float:
+    """Asserts that each row of `actual` has cosine >= `min_cosine` with `expected`'s.
+
+    Args:
+        actual, expected: arrays of shape `(rows, dim)`, e.g. two encoders' vectors
+            of the same texts.
+        min_cosine: float. The smallest cosine allowed.
+
+    Returns:
+        The smallest row cosine.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"shapes {actual.shape} vs {expected.shape}"
+    norms = np.linalg.norm(actual, axis=1) * np.linalg.norm(expected, axis=1)
+    cosine = np.sum(actual * expected, axis=1) / np.maximum(norms, 1e-12)
+    worst = int(np.argmin(cosine))
+    assert cosine[worst] >= min_cosine, (
+        f"row {worst}: cosine {cosine[worst]:.7f} < {min_cosine} "
+        f"({int(np.sum(cosine < min_cosine))} of {len(cosine)} rows below)"
+    )
+    return float(cosine[worst])

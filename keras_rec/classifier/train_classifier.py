@@ -111,7 +111,7 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
     logger.info("Split: %d train, %d validation, %d test", len(train), len(validation), len(test))
 
     # === Hub modules ===
-    hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir)
+    hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir, config.encoder_precision)
     preprocess_dir, encoder_dir = (os.path.join(hub_dir, n) for n in ("preprocess", "encoder"))
 
     run_dir = run.run_dir

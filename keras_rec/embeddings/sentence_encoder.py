@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +19,13 @@ _EMBEDDED_ALIASES = {
     "sentence-transformers/all-MiniLM-L6-v2",
     "all-MiniLM-L6-v2",
 }
+
+# What runs the model, and in which floating-point precision (the first of each is the
+# default, and the identity names them only when they differ from it).
+BACKENDS = ("torch", "onnx", "openvino")
+PRECISIONS = ("float32", "bfloat16")
+
+logger = logging.getLogger(__name__)
 
 # Above this many texts, `encode` shows a progress bar unless told otherwise.
 _PROGRESS_BAR_MIN_TEXTS = 2000
@@ -45,8 +54,35 @@ def resolve_model_path(model: str | None) -> str:
     return model
 
 
-def load_sentence_transformer(model: str | None = None, device: str | None = None):
-    """Loads a `SentenceTransformer` from a local path or a hub model id."""
+def load_sentence_transformer(
+    model: str | None = None,
+    device: str | None = None,
+    backend: str = "torch",
+    precision: str = "float32",
+):
+    """Loads a `SentenceTransformer` from a local path or a hub model id.
+
+    With `backend="openvino"` or `"onnx"` the torch model is loaded, converted
+    once and kept under `$KERAS_REC_HOME/converted/` (see `SentenceEncoder`).
+
+    Args:
+        model: str or None. Local directory or Hugging Face model id; `None`
+            is the embedded all-MiniLM-L6-v2.
+        device: str or None. Torch device (`"cpu"` for OpenVINO).
+        backend: str. One of `"torch"`, `"onnx"`, `"openvino"`.
+        precision: str. `"float32"` or `"bfloat16"`; with torch it is applied
+            by `SentenceEncoder.encode` (autocast), not here.
+
+    Returns:
+        The `SentenceTransformer`.
+    """
+    _check_backend_arguments(backend, precision, device)
+    if backend == "torch":
+        return _load_torch(model, device)
+    return _load_converted(_load_torch(model, "cpu"), backend, precision, device)[0]
+
+
+def _load_torch(model: str | None, device: str | None):
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model_path(model)
@@ -66,6 +102,37 @@ def load_sentence_transformer(model: str | None = None, device: str | None = Non
         ) from error
 
 
+def _load_converted(torch_model, backend: str, precision: str, device: str | None):
+    """`(model, fingerprint of torch_model)`: `torch_model` on `backend`, converted once."""
+    from keras_rec.embeddings.converted_models import load_converted
+
+    fingerprint = _model_fingerprint(torch_model)
+    return load_converted(torch_model, fingerprint, backend, precision, device), fingerprint
+
+
+def _check_backend_arguments(backend: str, precision: str, device: str | None) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}. Received: backend={backend!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"`precision` must be one of {PRECISIONS}. Received: precision={precision!r}"
+        )
+    if backend == "onnx" and precision != "float32":
+        raise ValueError(
+            "`precision` must be 'float32' with backend='onnx' (ONNX Runtime on CPU has no "
+            f"bfloat16 switch). Received: precision={precision!r}"
+        )
+    if backend == "openvino" and device not in (None, "cpu"):
+        raise ValueError(
+            "`device` must be None or 'cpu' with backend='openvino' (OpenVINO runs the "
+            f"converted model on the CPU). Received: device={device!r}"
+        )
+    if backend != "torch":
+        from keras_rec.embeddings.converted_models import check_backend_available
+
+        check_backend_available(backend)
+
+
 class SentenceEncoder:
     """Encodes texts with a sentence-transformer model, in length-sorted batches.
 
@@ -73,6 +140,14 @@ class SentenceEncoder:
     weights, its module stack and its tokenizer vocabulary, so two encoders
     with the same fingerprint (and the same `max_seq_length` and `normalize`)
     produce the same vectors. `keras_rec.embeddings.EmbeddingCache` keys on it.
+
+    `backend="openvino"` (or `"onnx"`, when `optimum-onnx` is installed) runs
+    the model converted by sentence-transformers' backends. The conversion
+    runs once per model: it is written to
+    `$KERAS_REC_HOME/converted/<fingerprint[:16]>-<backend>/` and later
+    encoders load it from there. The fingerprint is still the torch model's
+    (computed before conversion); `identity()` adds the backend and the
+    precision, so the cache keeps their vectors apart from torch's.
 
     Args:
         model: str, `SentenceTransformer` or None. A local directory, a Hugging
@@ -87,6 +162,15 @@ class SentenceEncoder:
         normalize: bool. Whether to L2-normalize the vectors. Models whose
             module stack ends with `Normalize` are normalized either way.
         show_progress_bar: bool or None. `None` shows one for long runs.
+        backend: str. `"torch"` (default), `"openvino"` or `"onnx"`. A loaded
+            `SentenceTransformer` passed as `model` must use the torch backend;
+            it is converted like a path would be.
+        precision: str. `"float32"` (default) or `"bfloat16"`. With torch,
+            `encode` runs under `torch.autocast(dtype=torch.bfloat16)`; with
+            OpenVINO it is the `INFERENCE_PRECISION_HINT` (`"f32"` or `"bf16"`),
+            which OpenVINO ignores on CPUs without bfloat16 support: the
+            precision it compiled with is `effective_precision`, and that is
+            the one in the identity. The vectors are float32 either way.
 
     Example:
 
@@ -104,7 +188,10 @@ class SentenceEncoder:
         max_seq_length: int | None = None,
         normalize: bool = False,
         show_progress_bar: bool | None = None,
+        backend: str = "torch",
+        precision: str = "float32",
     ):
+        _check_backend_arguments(backend, precision, device)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(
                 f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
@@ -116,23 +203,39 @@ class SentenceEncoder:
                 "`max_seq_length` must be None or a positive integer. "
                 f"Received: max_seq_length={max_seq_length!r}"
             )
+        self._fingerprint: str | None = None
         if isinstance(model, str) or model is None:
             self.model_name = model or DEFAULT_MODEL
-            self.model = load_sentence_transformer(model, device=device)
+            torch_model = _load_torch(model, device if backend == "torch" else "cpu")
         else:
             self.model_name = (
                 getattr(model, "model_card_data", None)
                 and getattr(model.model_card_data, "base_model", None)
                 or type(model).__name__
             )
-            self.model = model
+            model_backend = getattr(model, "backend", "torch")
+            if model_backend != "torch":
+                raise ValueError(
+                    "A loaded `SentenceTransformer` passed as `model` must use the torch "
+                    "backend: its torch weights are fingerprinted (and converted when "
+                    "`backend` asks for it). Load it with backend='torch', or pass its path, "
+                    f"and set `backend=` here. Received: a model with backend={model_backend!r}"
+                )
+            torch_model = model
+        if backend == "torch":
+            self.model = torch_model
+        else:
+            self.model, self._fingerprint = _load_converted(torch_model, backend, precision, device)
+        del torch_model
+        self.backend = backend
+        self.precision = precision
+        self.effective_precision = _effective_precision(self.model, backend, precision)
         if max_seq_length is not None:
             self.model.max_seq_length = max_seq_length
         self.device = device
         self.batch_size = batch_size
         self.normalize = bool(normalize)
         self.show_progress_bar = show_progress_bar
-        self._fingerprint: str | None = None
 
     @property
     def max_seq_length(self) -> int:
@@ -150,8 +253,13 @@ class SentenceEncoder:
         return self._fingerprint
 
     def identity(self) -> dict[str, Any]:
-        """Everything that determines the vectors, as a JSON-able dict."""
-        return {
+        """Everything that determines the vectors, as a JSON-able dict.
+
+        `backend` and `precision` appear only when they are not torch and
+        float32, so the cache namespaces of torch float32 encoders are the
+        ones they always were.
+        """
+        identity = {
             "model_name": str(self.model_name),
             "model_fingerprint": self.fingerprint,
             "max_seq_length": self.max_seq_length,
@@ -159,6 +267,11 @@ class SentenceEncoder:
             "embedding_dim": self.embedding_dim,
             "dtype": "float32",
         }
+        if self.backend != BACKENDS[0]:
+            identity["backend"] = self.backend
+        if self.effective_precision != PRECISIONS[0]:
+            identity["precision"] = self.effective_precision
+        return identity
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encodes `texts` into a float32 array of shape `(len(texts), dim)`."""
@@ -170,15 +283,41 @@ class SentenceEncoder:
             show = len(texts) >= _PROGRESS_BAR_MIN_TEXTS
         # SentenceTransformer.encode sorts by length within the call and
         # restores the input order.
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=show,
-            convert_to_numpy=True,
-            normalize_embeddings=self.normalize,
-            device=self.device,
-        )
+        with self._autocast():
+            vectors = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                show_progress_bar=show,
+                convert_to_numpy=True,
+                normalize_embeddings=self.normalize,
+                device=self.device,
+            )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _autocast(self):
+        if self.backend != "torch" or self.precision != "bfloat16":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+
+
+def _effective_precision(model, backend: str, requested: str) -> str:
+    if backend != "openvino":
+        return requested
+    from keras_rec.embeddings.converted_models import effective_precision
+
+    precision = effective_precision(model, requested)
+    if precision != requested:
+        logger.warning(
+            "OpenVINO compiled the model in %s, not the requested %s (this CPU does not "
+            "run %s); the vectors and the identity are %s ones.",
+            precision,
+            requested,
+            requested,
+            precision,
+        )
+    return precision
 
 
 def _as_text_list(texts: Sequence[str]) -> list[str]:

@@ -25,6 +25,9 @@ class BertEncoder(tf.Module):
             stripped).
         config: dict. The Hugging Face config (`BertConfig.to_dict()`).
         name: str. Module name.
+        precision: str. `"float32"` (exact) or `"bfloat16"` (dense kernels and
+            matmuls in bfloat16, layer norms and softmax in float32; see
+            `keras_rec.hub.transformer_blocks`).
 
     Call arguments:
         input_word_ids: int32 `[B, T]` token ids.
@@ -43,8 +46,16 @@ class BertEncoder(tf.Module):
     >>> encoder = BertEncoder.from_transformers(BertModel.from_pretrained(path))
     """
 
-    def __init__(self, state: dict[str, np.ndarray], config: dict[str, Any], name: str = "bert"):
+    def __init__(
+        self,
+        state: dict[str, np.ndarray],
+        config: dict[str, Any],
+        name: str = "bert",
+        precision: str = "float32",
+    ):
         super().__init__(name=name)
+        blocks.matmul_dtype(precision)
+        self.precision = precision
         state = _strip_prefix(state, "bert.")
         position_type = config.get("position_embedding_type", "absolute")
         if position_type != "absolute":
@@ -87,20 +98,26 @@ class BertEncoder(tf.Module):
                 "output": "output.dense",
                 "output_norm": "output.LayerNorm",
             },
+            precision=precision,
         )
         self.pooler = blocks.make_pooler(state)
         self.has_pooler = self.pooler is not None
 
     @classmethod
-    def from_transformers(cls, model: Any, has_pooler: bool | None = None) -> BertEncoder:
+    def from_transformers(
+        cls, model: Any, has_pooler: bool | None = None, precision: str = "float32"
+    ) -> BertEncoder:
         """Builds the encoder from a loaded `transformers.BertModel`.
 
         Args:
             model: `transformers.BertModel`.
             has_pooler: bool or None. Whether to export the model's pooler
                 weights; `None` exports them when the model has a pooler.
+            precision: str. `"float32"` or `"bfloat16"` (see
+                `keras_rec.hub.transformer_blocks.PRECISIONS`).
         """
-        return cls(blocks.state_from_transformers(model, has_pooler), model.config.to_dict())
+        state = blocks.state_from_transformers(model, has_pooler)
+        return cls(state, model.config.to_dict(), precision=precision)
 
     def __call__(
         self,

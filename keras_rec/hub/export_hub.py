@@ -20,6 +20,7 @@ def export_hub(
     max_seq_length: int | None = None,
     target: str | None = "tfserving-2.19",
     overwrite: bool = False,
+    precision: str = "float32",
 ) -> dict[str, Any]:
     """Writes `out_dir/preprocess/` and `out_dir/encoder/` from a sentence-transformer.
 
@@ -52,6 +53,10 @@ def export_hub(
             must fit (see `keras_rec.serving.available_targets()`); `None`
             skips the check.
         overwrite: bool. Replace an existing `out_dir`.
+        precision: str. `"float32"` (default: equal to the PyTorch model
+            within float rounding) or `"bfloat16"` (the transformer layers'
+            kernels and matmuls in bfloat16, for CPUs with AMX: faster, and
+            embeddings within ~1e-3 cosine; see `keras_rec.hub.build_encoder`).
 
     Returns:
         A summary dict (paths, model, dimensions, seconds).
@@ -67,9 +72,11 @@ def export_hub(
         load_sentence_transformer,
     )
     from keras_rec.hub.encoder_export import save_encoder
+    from keras_rec.hub.transformer_blocks import matmul_dtype
     from keras_rec.hub.wordpiece_preprocessor import build_preprocessor, save_preprocessor
 
     start = time.perf_counter()
+    matmul_dtype(precision)
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not overwrite and os.listdir(out_dir):
         raise FileExistsError(
@@ -91,7 +98,7 @@ def export_hub(
         encoder_dir = os.path.join(staging, "encoder")
         preprocessor = build_preprocessor(model)
         save_preprocessor(preprocessor, preprocess_dir)
-        encoder = save_encoder(model, encoder_dir)
+        encoder = save_encoder(model, encoder_dir, precision)
         if target is not None:
             from keras_rec.serving.op_check import assert_servable
 
@@ -104,6 +111,7 @@ def export_hub(
             "max_seq_length": identity["max_seq_length"],
             "embedding_dim": identity["embedding_dim"],
             "sentence_embedding_key": SENTENCE_EMBEDDING_KEY,
+            "precision": precision,
             "serving_target": target,
         }
         with open(os.path.join(staging, METADATA_FILE), "w") as file:

@@ -61,6 +61,9 @@ class MPNetEncoder(tf.Module):
             `"mpnet."` prefix is stripped).
         config: dict. The Hugging Face config (`MPNetConfig.to_dict()`).
         name: str. Module name.
+        precision: str. `"float32"` (exact) or `"bfloat16"` (dense kernels and
+            matmuls in bfloat16, layer norms and softmax in float32; see
+            `keras_rec.hub.transformer_blocks`).
 
     Call arguments:
         input_word_ids: int32 `[B, T]` token ids.
@@ -79,8 +82,16 @@ class MPNetEncoder(tf.Module):
     >>> encoder = MPNetEncoder.from_transformers(MPNetModel.from_pretrained(path))
     """
 
-    def __init__(self, state: dict[str, np.ndarray], config: dict[str, Any], name: str = "mpnet"):
+    def __init__(
+        self,
+        state: dict[str, np.ndarray],
+        config: dict[str, Any],
+        name: str = "mpnet",
+        precision: str = "float32",
+    ):
         super().__init__(name=name)
+        blocks.matmul_dtype(precision)
+        self.precision = precision
         prefix = "mpnet."
         if all(key.startswith(prefix) for key in state):
             state = {key[len(prefix) :]: value for key, value in state.items()}
@@ -132,20 +143,26 @@ class MPNetEncoder(tf.Module):
                 "output": "output.dense",
                 "output_norm": "output.LayerNorm",
             },
+            precision=precision,
         )
         self.pooler = blocks.make_pooler(state)
         self.has_pooler = self.pooler is not None
 
     @classmethod
-    def from_transformers(cls, model: Any, has_pooler: bool | None = None) -> MPNetEncoder:
+    def from_transformers(
+        cls, model: Any, has_pooler: bool | None = None, precision: str = "float32"
+    ) -> MPNetEncoder:
         """Builds the encoder from a loaded `transformers.MPNetModel`.
 
         Args:
             model: `transformers.MPNetModel`.
             has_pooler: bool or None. Whether to export the model's pooler
                 weights; `None` exports them when the model has a pooler.
+            precision: str. `"float32"` or `"bfloat16"` (see
+                `keras_rec.hub.transformer_blocks.PRECISIONS`).
         """
-        return cls(blocks.state_from_transformers(model, has_pooler), model.config.to_dict())
+        state = blocks.state_from_transformers(model, has_pooler)
+        return cls(state, model.config.to_dict(), precision=precision)
 
     def relative_position_bias(self, seq_length: tf.Tensor) -> tf.Tensor:
         """The `[1, heads, T, T]` bias shared by all layers."""

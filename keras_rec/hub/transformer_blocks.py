@@ -14,6 +14,13 @@ The ops are plain TensorFlow ops (no XLA, servable by TF Serving), written
 in the shapes that TensorFlow's oneDNN graph rewrites fuse on CPU:
 `MatMul + BiasAdd + GELU(erf)`, `MatMul + BiasAdd + residual` (via `add_n`)
 and `BatchMatMul * scale + mask`.
+
+Precision (`PRECISIONS`): `"float32"` computes what PyTorch computes in
+float32. `"bfloat16"` stores the dense kernels and biases in bfloat16 and runs
+every matmul (projections, feed-forward, both attention products) in
+bfloat16, which oneDNN runs on AMX tiles on CPUs that have them; the
+residual stream, layer norms, softmax and pooling stay float32, with one cast
+into bfloat16 before each pair of projections and one back after each.
 """
 
 from __future__ import annotations
@@ -42,9 +49,25 @@ def get_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
     return _ACTIVATIONS[name]
 
 
+# Encoder precision -> dtype of the dense kernels and of the matmuls.
+PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+
+
+def matmul_dtype(precision: str) -> tf.DType:
+    """The matmul dtype of a `PRECISIONS` name; a clear error for any other."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"`precision` must be one of {sorted(PRECISIONS)}. Received: precision={precision!r}"
+        )
+    return PRECISIONS[precision]
+
+
 def dense(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable) -> tf.Tensor:
-    """`x @ kernel + bias` on `[N, in]`, as `MatMul + BiasAdd` (fusable)."""
-    return tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    """`x @ kernel + bias` on `[N, in]`, as `MatMul + BiasAdd` (fusable).
+
+    `x` is cast to the kernel's dtype first (a no-op when they match).
+    """
+    return tf.nn.bias_add(tf.matmul(tf.cast(x, kernel.dtype), kernel), bias)
 
 
 def layer_norm(x: tf.Tensor, gamma: tf.Variable, beta: tf.Variable, epsilon: float) -> tf.Tensor:
@@ -98,9 +121,10 @@ def state_from_transformers(model: Any, has_pooler: bool | None) -> dict[str, np
     return state
 
 
-def make_variable(value: np.ndarray, name: str) -> tf.Variable:
-    """A trainable float32 variable holding a copy of `value`."""
-    return tf.Variable(np.asarray(value, dtype=np.float32), trainable=True, name=name)
+def make_variable(value: np.ndarray, name: str, dtype: tf.DType = tf.float32) -> tf.Variable:
+    """A trainable variable of `dtype` holding a copy of `value` (rounded to nearest)."""
+    value = tf.cast(tf.constant(np.asarray(value, dtype=np.float32)), dtype)
+    return tf.Variable(value, trainable=True, name=name)
 
 
 class PackedTokens(NamedTuple):
@@ -285,6 +309,8 @@ class TransformerBlock(tf.Module):
         hidden_dropout: float. Dropout rate after each sublayer (training only).
         attention_dropout: float. Dropout rate on attention probabilities.
         name: str. Prefix of the variable names, e.g. `"encoder/layer_0"`.
+        precision: str. One of `PRECISIONS`: the dtype of the dense kernels,
+            dense biases and matmuls (layer norms stay float32).
 
     Call arguments:
         x: `[N, H]` float32 packed hidden states.
@@ -304,8 +330,10 @@ class TransformerBlock(tf.Module):
         hidden_dropout: float,
         attention_dropout: float,
         name: str,
+        precision: str = "float32",
     ):
         super().__init__(name=name.replace("/", "_"))
+        self.compute_dtype = matmul_dtype(precision)
         hidden_size = int(weights["qkv_kernel"].shape[0])
         if hidden_size % num_heads:
             raise ValueError(
@@ -333,18 +361,20 @@ class TransformerBlock(tf.Module):
             "output_norm_beta": "output/layer_norm/beta",
         }
         for key, suffix in names.items():
-            setattr(self, key, make_variable(weights[key], f"{name}/{suffix}"))
+            dtype = tf.float32 if "_norm_" in key else self.compute_dtype
+            setattr(self, key, make_variable(weights[key], f"{name}/{suffix}", dtype))
 
     def __call__(self, x: tf.Tensor, layout: AttentionLayout, training: bool) -> tf.Tensor:
         qkv = tf.reshape(dense(x, self.qkv_kernel, self.qkv_bias), [-1, self.head_dim])
+        scale = tf.constant(1.0 / math.sqrt(self.head_dim), self.compute_dtype)
         contexts = []
         for group in layout.groups:
             # [N, 3H] -> [3, rows, heads, T_group, head_dim] in one gather.
             group_qkv = tf.gather(qkv, group.qkv_rows)
             query, key, value = group_qkv[0], group_qkv[1], group_qkv[2]
-            scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(self.head_dim))
+            scores = tf.cast(tf.matmul(query, key, transpose_b=True) * scale, tf.float32)
             probs = tf.nn.softmax(scores + group.bias)
-            probs = dropout(probs, self.attention_dropout, training)
+            probs = tf.cast(dropout(probs, self.attention_dropout, training), self.compute_dtype)
             contexts.append(tf.reshape(tf.matmul(probs, value), [-1, self.head_dim]))
         # All groups' [rows, heads, T_group, head_dim] -> [N, H], again one gather.
         context = tf.gather(tf.concat(contexts, axis=0), layout.context_rows)
@@ -363,7 +393,7 @@ class TransformerBlock(tf.Module):
 
     def _residual(self, y: tf.Tensor, x: tf.Tensor, training: bool) -> tf.Tensor:
         # `add_n` lets oneDNN fuse the residual into the matmul (MatMul+BiasAdd+Add).
-        return tf.add_n([dropout(y, self.hidden_dropout, training), x])
+        return tf.add_n([tf.cast(dropout(y, self.hidden_dropout, training), x.dtype), x])
 
 
 def run_blocks(
@@ -440,7 +470,7 @@ def block_weights(
 
 
 def make_blocks(
-    state: dict[str, np.ndarray], config: dict, sublayers: dict[str, str]
+    state: dict[str, np.ndarray], config: dict, sublayers: dict[str, str], precision: str
 ) -> list[TransformerBlock]:
     """One `TransformerBlock` per `encoder.layer.{i}` of a PyTorch state dict.
 
@@ -450,6 +480,7 @@ def make_blocks(
         sublayers: dict. The state-dict name, inside `encoder.layer.{i}.`, of
             each sub-layer: keys `query`, `key`, `value`, `attention_output`,
             `attention_norm`, `intermediate`, `output`, `output_norm`.
+        precision: str. One of `PRECISIONS`.
     """
     blocks = []
     for i in range(int(config["num_hidden_layers"])):
@@ -463,6 +494,7 @@ def make_blocks(
                 hidden_dropout=float(config["hidden_dropout_prob"]),
                 attention_dropout=float(config["attention_probs_dropout_prob"]),
                 name=f"encoder/layer_{i}",
+                precision=precision,
             )
         )
     return blocks

@@ -312,7 +312,7 @@ def prepare_movielens_inputs(config: RecommenderTrainingConfig):
 
     split, items, users = _movielens_split(config)
     logger.info("Split %s", split.summary())
-    hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir)
+    hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir, config.encoder_precision)
     embed = text_embedder(sentence_encoder, config.cache, hub_dir)
     return split, build_inputs(split, items, users, embed), hub_dir, embed
 
@@ -333,7 +333,9 @@ def prepare_user_inputs(config: RecommenderTrainingConfig):
             from keras_rec.embeddings.text_embedder import text_embedder
             from keras_rec.hub.local_hub import hub_modules
 
-            hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir)
+            hub_dir, sentence_encoder = hub_modules(
+                config.model, config.hub_dir, config.encoder_precision
+            )
             loaded.update(
                 hub_dir=hub_dir, embed=text_embedder(sentence_encoder, config.cache, hub_dir)
             )

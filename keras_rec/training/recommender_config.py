@@ -51,6 +51,8 @@ class RecommenderTrainingConfig(RunConfig):
             users (default: all of them).
         model: str or None. Sentence-transformer path or id for the texts
             (None: the embedded all-MiniLM-L6-v2).
+        encoder_precision: str. `"float32"` or `"bfloat16"`: the TF Hub
+            encoder export inside the served models (see `export_hub`).
         hub_dir: str or None. An existing `keras-rec export-hub` directory
             to use instead of `model` (embeddings then come from it).
         epochs, batch_size, learning_rate: retrieval training (Adam).
@@ -119,6 +121,12 @@ class RecommenderTrainingConfig(RunConfig):
     eval_users: int | None = flag(None, "evaluate a seeded sample of this many test users")
     model: str | None = flag(None, "sentence-transformer path or id (default: embedded MiniLM)")
     hub_dir: str | None = flag(None, "existing `keras-rec export-hub` output to use instead")
+    encoder_precision: str = flag(
+        "float32",
+        "precision of the exported TF Hub encoder inside the served models (bfloat16: "
+        "faster on AMX CPUs, cosine >= 0.999 to float32; inference only)",
+        choices=("float32", "bfloat16"),
+    )
     epochs: int = 10
     batch_size: int = 512
     learning_rate: float = 1e-3

@@ -167,7 +167,7 @@ def test_export_hub_command_on_a_tiny_model(tiny_model_path, tiny_encoder, tmp_p
 def test_failed_export_leaves_nothing(tiny_model_path, tmp_path, monkeypatch):
     import keras_rec.hub.encoder_export as encoder_export
 
-    def broken_save(model, export_dir):
+    def broken_save(model, export_dir, precision="float32"):
         os.makedirs(export_dir)
         open(os.path.join(export_dir, "saved_model.pb"), "wb").write(b"half")
         raise RuntimeError("disk full")
@@ -176,6 +176,43 @@ def test_failed_export_leaves_nothing(tiny_model_path, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         export_hub(tiny_model_path, str(tmp_path / "hub"))
     assert os.listdir(tmp_path) == []
+
+
+def test_bfloat16_export_is_close_servable_and_recorded(minilm_hub, minilm_encoder, tmp_path):
+    from keras_rec.hub.local_hub import hub_modules
+
+    out = tmp_path / "minilm_bf16"
+    # The export itself checks both SavedModels' ops against TF Serving 2.19 and
+    # answers them through the Session loader (TF Serving's path) in a fresh process.
+    assert main(["export-hub", "--out", str(out), "--precision", "bfloat16"]) == 0
+    metadata = json.load(open(out / "keras_rec_hub.json"))
+    assert metadata["precision"] == "bfloat16"
+    encoder_meta = json.load(open(out / "encoder" / "assets.extra" / "keras_rec_encoder.json"))
+    assert encoder_meta["precision"] == "bfloat16"
+    encoder = tf.saved_model.load(str(out / "encoder"))
+    dtypes = {variable.name: variable.dtype for variable in encoder.variables}
+    layer_kernels = {n: d for n, d in dtypes.items() if "layer_" in n and "kernel" in n}
+    norms = {n: d for n, d in dtypes.items() if "layer_norm" in n}
+    assert len(layer_kernels) == 4 * 6 and len(norms) == 2 * 2 * 6 + 2
+    assert set(layer_kernels.values()) == {tf.bfloat16}
+    assert set(norms.values()) == {tf.float32}
+
+    texts = parity_corpus()
+    expected = minilm_encoder.model.encode(texts, batch_size=64, convert_to_numpy=True)
+    actual = _embed(str(out), texts)
+    assert actual.dtype == np.float32
+    cosine = np.sum(actual * expected, axis=1) / (
+        np.linalg.norm(actual, axis=1) * np.linalg.norm(expected, axis=1)
+    )
+    assert 0.999 <= cosine.min() < 0.99999, cosine.min()
+
+    # A training script asking for one precision never silently gets the other.
+    with pytest.raises(ValueError, match="holds a float32 encoder"):
+        hub_modules(None, minilm_hub["out_dir"], "bfloat16")
+    assert hub_modules(None, str(out), "bfloat16")[0] == str(out)
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        export_hub(None, str(tmp_path / "bad"), precision="float16")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_unsupported_architecture_is_named(tmp_path):

@@ -74,6 +74,7 @@ def test_flag_kinds_follow_the_annotations():
         (["--hidden-units", "512,x"], "--hidden-units: must be comma-separated integers"),
         (["--loss", "hinge"], "--loss: invalid choice: 'hinge'"),
         (["--epochs", "2.5"], "--epochs: invalid int value: '2.5'"),
+        (["--encoder-precision", "float16"], "--encoder-precision: invalid choice"),
     ],
 )
 def test_bad_values_exit_2_naming_the_flag(argv, message, capsys):
@@ -81,6 +82,12 @@ def test_bad_values_exit_2_naming_the_flag(argv, message, capsys):
         parse_training_args(recommender_parser(), argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_bfloat16_encoder_is_refused_for_fine_tuning():
+    assert ClassifierTrainingConfig(encoder_precision="bfloat16").encoder_precision == "bfloat16"
+    with pytest.raises(ValueError, match="must be 'float32' when fine-tuning"):
+        ClassifierTrainingConfig(trainable=True, encoder_precision="bfloat16")
 
 
 def test_sagemaker_hyperparameters_go_through_the_same_flags(monkeypatch):
