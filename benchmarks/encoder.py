@@ -17,8 +17,12 @@ configuration after the other:
   Session loader) and called through `Session.make_callable`, each in its own
   process: float32; float32 under `TF_SET_ONEDNN_FPMATH_MODE=BF16`; float32
   with grappler's `auto_mixed_precision_onednn_bfloat16` (what TF Serving's
-  `--mixed_precision=bfloat16` turns on); and the `--precision bfloat16`
-  export.
+  `--mixed_precision=bfloat16` turns on); float32 with
+  `TF_ENABLE_ONEDNN_OPTS=1` (oneDNN's graph rewrites, which TensorFlow turns
+  on by itself only on Intel CPUs with AVX512-VNNI or newer); and the
+  `--precision bfloat16` export;
+- OpenVINO running our float32 encoder SavedModel (`openvino.convert_model`;
+  the preprocessor does not convert and runs in TensorFlow in front).
 
 Throughput: all `--texts` texts (10-60 words, cut from the sentiment tweets
 with a fixed seed) in batches of 64, sorted by length first (as
@@ -58,6 +62,8 @@ TF_CONFIGS = {
     "ours_float32": ("float32", {}, False),
     "ours_float32_fpmath_bf16": ("float32", {"TF_SET_ONEDNN_FPMATH_MODE": "BF16"}, False),
     "ours_float32_grappler_bf16": ("float32", {}, True),
+    # oneDNN's graph rewrites, on by default only on Intel CPUs with AVX512-VNNI or newer.
+    "ours_float32_onednn_on": ("float32", {"TF_ENABLE_ONEDNN_OPTS": "1"}, False),
     "ours_bfloat16": ("bfloat16", {}, False),
 }
 
@@ -239,6 +245,34 @@ def openvino_rows(model_path, texts, args) -> dict:
     auto_model.compile()
     rows["st_openvino_int8_static"] = measure(encode, texts, args, dim)
     return rows
+
+
+def openvino_on_our_export_row(work_dir, texts, args) -> dict:
+    """Our float32 encoder SavedModel converted by `openvino.convert_model`.
+
+    The preprocessor does not convert (its lookup tables and TF Text ops have
+    no OpenVINO rule), so it runs in TensorFlow in front.
+    """
+    import openvino
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    hub_dir = os.path.join(work_dir, "hub_float32")
+    preprocess = tf.saved_model.load(os.path.join(hub_dir, "preprocess"))
+    tokenize = tf.function(preprocess, input_signature=[tf.TensorSpec([None], tf.string)])
+    compiled = openvino.Core().compile_model(
+        openvino.convert_model(os.path.join(hub_dir, "encoder")),
+        "CPU",
+        {"PERFORMANCE_HINT": "LATENCY"},
+    )
+    request = compiled.create_infer_request()
+    output = compiled.output("sentence_embedding")
+
+    def encode(batch):
+        inputs = tokenize(tf.constant(batch))
+        return request.infer({key: value.numpy() for key, value in inputs.items()})[output]
+
+    return {"openvino_on_our_encoder_savedmodel": measure(encode, texts, args, 384)}
 
 
 def build_text_embedding(hub_dir: str, out_dir: str) -> None:
@@ -427,6 +461,7 @@ def main() -> None:
     rows.update(torch_rows(model, texts, args))
     rows.update(onnx_rows(model, embedded_model_path(), texts, args, work_dir))
     rows.update(openvino_rows(embedded_model_path(), texts, args))
+    rows.update(openvino_on_our_export_row(work_dir, texts, args))
 
     reference = rows["st_torch_float32"]["vectors"]
     torch_row, openvino_row = rows["st_torch_float32"], rows["st_openvino"]
