@@ -38,7 +38,12 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
 fi
 target="."
 [ -n "$extras" ] && target=".[$extras]"
-"${pip[@]}" install --quiet -e "$target"
+# Keep the installed torch through the package's resolution: an unpinned
+# torchvision (required by optimum-intel) would otherwise pull the newest torch.
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+"$venv/bin/python" -c "import torch; print('torch==' + torch.__version__)" > "$constraints"
+"${pip[@]}" install --quiet -c "$constraints" -e "$target"
 # optimum-intel (the openvino extra) requires torchvision. A torchvision built for
 # another torch than the pinned one breaks `import transformers` ("operator
 # torchvision::nms does not exist"); nothing here needs it, so it is removed then.
