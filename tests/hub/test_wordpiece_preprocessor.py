@@ -47,9 +47,13 @@ def hf_encode(tokenizer, texts, pairs=None, max_length=None, padding=True) -> di
         max_length=max_length,
         padding=padding,
         return_tensors="np",
+        # The type ids of the tokenizer's own template, also for models that
+        # ignore them (MPNet's template marks the second segment with 1 from
+        # transformers 5.5 on, 0 before).
+        return_token_type_ids=True,
     )
     ids = encoded["input_ids"].astype(np.int32)
-    type_ids = encoded.get("token_type_ids", np.zeros_like(ids))
+    type_ids = encoded["token_type_ids"]
     return {
         "input_word_ids": ids,
         "input_mask": encoded["attention_mask"].astype(np.int32),
