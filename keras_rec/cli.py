@@ -13,9 +13,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from keras_rec.precision import PRECISIONS
+
 
 def _add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
-    from keras_rec.embeddings.sentence_encoder import BACKENDS, PRECISIONS
+    from keras_rec.embeddings.sentence_encoder import BACKENDS
 
     parser.add_argument(
         "--model",
@@ -286,8 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     export.add_argument(
         "--precision",
-        default="float32",
-        choices=["float32", "bfloat16"],
+        default=PRECISIONS[0],
+        choices=PRECISIONS,
         help="float32 (default): equal to the PyTorch model; bfloat16: the transformer "
         "layers' kernels and matmuls in bfloat16 (AMX CPUs), cosine >= 0.999",
     )

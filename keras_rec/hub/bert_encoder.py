@@ -114,7 +114,7 @@ class BertEncoder(tf.Module):
             has_pooler: bool or None. Whether to export the model's pooler
                 weights; `None` exports them when the model has a pooler.
             precision: str. `"float32"` or `"bfloat16"` (see
-                `keras_rec.hub.transformer_blocks.PRECISIONS`).
+                `keras_rec.hub.transformer_blocks`).
         """
         state = blocks.state_from_transformers(model, has_pooler)
         return cls(state, model.config.to_dict(), precision=precision)

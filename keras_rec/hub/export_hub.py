@@ -72,11 +72,11 @@ def export_hub(
         load_sentence_transformer,
     )
     from keras_rec.hub.encoder_export import save_encoder
-    from keras_rec.hub.transformer_blocks import matmul_dtype
     from keras_rec.hub.wordpiece_preprocessor import build_preprocessor, save_preprocessor
+    from keras_rec.precision import check_precision
 
     start = time.perf_counter()
-    matmul_dtype(precision)
+    check_precision(precision)
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not overwrite and os.listdir(out_dir):
         raise FileExistsError(

@@ -28,10 +28,10 @@ def hub_modules(model: str | None = None, hub_dir: str | None = None, precision:
     from keras_rec.embeddings.sentence_encoder import SentenceEncoder
     from keras_rec.home import keras_rec_home
     from keras_rec.hub.export_hub import export_hub
-    from keras_rec.hub.transformer_blocks import matmul_dtype
+    from keras_rec.precision import check_precision
     from keras_rec.serving.versioned_dir import export_lock
 
-    matmul_dtype(precision)
+    check_precision(precision)
     if hub_dir is not None:
         for part in ("preprocess", "encoder"):
             if not os.path.isdir(os.path.join(hub_dir, part)):

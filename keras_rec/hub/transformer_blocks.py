@@ -15,7 +15,7 @@ in the shapes that TensorFlow's oneDNN graph rewrites fuse on CPU:
 `MatMul + BiasAdd + GELU(erf)`, `MatMul + BiasAdd + residual` (via `add_n`)
 and `BatchMatMul * scale + mask`.
 
-Precision (`PRECISIONS`): `"float32"` computes what PyTorch computes in
+Precision (`keras_rec.precision.PRECISIONS`): `"float32"` computes what PyTorch computes in
 float32. `"bfloat16"` stores the dense kernels and biases in bfloat16 and runs
 every matmul (projections, feed-forward, both attention products) in
 bfloat16, which oneDNN runs on AMX tiles on CPUs that have them; the
@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
+
+from keras_rec.precision import check_precision
 
 _ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False),
@@ -49,17 +51,13 @@ def get_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
     return _ACTIVATIONS[name]
 
 
-# Encoder precision -> dtype of the dense kernels and of the matmuls.
-PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+# Encoder precision (`keras_rec.precision.PRECISIONS`) -> dtype of the dense kernels and matmuls.
+_MATMUL_DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}
 
 
 def matmul_dtype(precision: str) -> tf.DType:
-    """The matmul dtype of a `PRECISIONS` name; a clear error for any other."""
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"`precision` must be one of {sorted(PRECISIONS)}. Received: precision={precision!r}"
-        )
-    return PRECISIONS[precision]
+    """The matmul dtype of a precision name; a clear error for any other."""
+    return _MATMUL_DTYPES[check_precision(precision)]
 
 
 def dense(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable) -> tf.Tensor:
@@ -309,7 +307,7 @@ class TransformerBlock(tf.Module):
         hidden_dropout: float. Dropout rate after each sublayer (training only).
         attention_dropout: float. Dropout rate on attention probabilities.
         name: str. Prefix of the variable names, e.g. `"encoder/layer_0"`.
-        precision: str. One of `PRECISIONS`: the dtype of the dense kernels,
+        precision: str. `"float32"` or `"bfloat16"`: the dtype of the dense kernels,
             dense biases and matmuls (layer norms stay float32).
 
     Call arguments:
@@ -480,7 +478,7 @@ def make_blocks(
         sublayers: dict. The state-dict name, inside `encoder.layer.{i}.`, of
             each sub-layer: keys `query`, `key`, `value`, `attention_output`,
             `attention_norm`, `intermediate`, `output`, `output_norm`.
-        precision: str. One of `PRECISIONS`.
+        precision: str. `"float32"` or `"bfloat16"`.
     """
     blocks = []
     for i in range(int(config["num_hidden_layers"])):

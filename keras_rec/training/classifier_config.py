@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from keras_rec.precision import PRECISIONS
 from keras_rec.training.config_flags import flag
 from keras_rec.training.run_config import RunConfig
 
@@ -57,7 +58,7 @@ class ClassifierTrainingConfig(RunConfig):
         "float32",
         "precision of the exported TF Hub encoder inside the served models (bfloat16: "
         "faster on AMX CPUs, cosine >= 0.999 to float32; inference only)",
-        choices=("float32", "bfloat16"),
+        choices=PRECISIONS,
     )
     epochs: int = 10
     batch_size: int = 32
