@@ -184,6 +184,55 @@ def _run_package_sagemaker(args: argparse.Namespace) -> dict:
     )
 
 
+def _index_settings(args: argparse.Namespace):
+    from keras_rec.recommender.item_index import ItemIndexSettings
+
+    return ItemIndexSettings(
+        args.index, args.index_recall, args.index_storage, args.num_partitions, args.seed
+    )
+
+
+def _run_build_index(args: argparse.Namespace) -> dict:
+    from keras_rec.recommender.build_index import build_index
+
+    summary = build_index(
+        args.item_vectors,
+        id_column=args.id_column,
+        output_dir=args.output_dir,
+        model_name=args.model_name,
+        k=args.k,
+        settings=_index_settings(args),
+        queries=args.queries,
+        target=None if args.target == "none" else args.target,
+    )
+    index = summary["index"]
+    detail = (
+        f"{index['num_partitions']} partitions, nprobe {index['nprobe']}, recall@{args.k} "
+        f"{index['recall']} vs exact"
+        if index["index"] == "ivf"
+        else "brute force"
+    )
+    print(f"Indexed {index['items']} items ({detail}): {summary['path']}", file=sys.stderr)
+    return summary
+
+
+def _run_add_items(args: argparse.Namespace) -> dict:
+    from keras_rec.recommender.add_items import add_items
+
+    summary = add_items(
+        args.export,
+        args.items,
+        item_id_column=args.item_id_column,
+        item_text_template=args.item_text_template,
+        cache=args.cache,
+    )
+    print(
+        f"Added {summary['added_items']} items ({summary['items']} in all): {summary['path']}",
+        file=sys.stderr,
+    )
+    return summary
+
+
 def _run_train_classifier(args: argparse.Namespace) -> dict:
     from keras_rec.training.classifier_script import run
 
@@ -366,7 +415,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sagemaker.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     sagemaker.set_defaults(run=_run_package_sagemaker)
+
+    build = commands.add_parser(
+        "build-index",
+        help="index item vectors (Parquet) as a top-K SavedModel for TF Serving",
+        description="Read item vectors (Parquet: an id column and an `embedding` list column, "
+        "as `keras-rec embed` writes) and export OUTPUT_DIR/MODEL_NAME/<version>, whose "
+        "serving_default takes `query` float [None, d] and returns `item_ids` and `scores` "
+        "[None, k] by inner product: brute force, or an IVF index (k-means partitions, core "
+        "TF ops only, served by stock TF Serving) whose nprobe is chosen to reach "
+        "--index-recall against exact. Checked like every export.",
+    )
+    build.add_argument("--item-vectors", required=True, help="Parquet of ids and embeddings")
+    build.add_argument("--id-column", required=True, help="the id column")
+    build.add_argument("--output-dir", required=True, help="directory of served models")
+    build.add_argument("--model-name", required=True, help="TF Serving model name")
+    build.add_argument("--k", type=int, default=10, help="results per query")
+    build.add_argument(
+        "--queries",
+        default=None,
+        help="Parquet with an `embedding` column of real queries to tune nprobe on "
+        "(default: a sample of the items)",
+    )
+    build.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=[*available_targets(), "none"],
+        help=f"TF Serving build the SavedModel must fit (default: {DEFAULT_TARGET})",
+    )
+    _add_index_arguments(build)
+    build.set_defaults(run=_run_build_index)
+
+    add = commands.add_parser(
+        "add-items",
+        help="add new items to an exported retrieval model (next version, no retraining)",
+        description="Embed new items' texts with the run's sentence-transformer, pass them "
+        "through its exported item tower (as items without history), add them to the "
+        "retrieval model's index (IVF: each into its nearest partition) and write the next "
+        "version, checked; existing items and users are unchanged.",
+    )
+    add.add_argument("--export", required=True, help="<output-dir>/retrieval, or a version")
+    add.add_argument("--items", required=True, help="CSV/TSV/Parquet of the new items")
+    add.add_argument("--item-id-column", default=None, help="default: the run's")
+    add.add_argument(
+        "--item-text-template",
+        default=None,
+        help="the catalogue's text template, e.g. \"{title}. {genres}\" (default: the run's)",
+    )
+    add.add_argument("--cache", default=None, help="embedding cache root (default: the run's)")
+    add.set_defaults(run=_run_add_items)
     return parser
+
+
+def _add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    from keras_rec.index_choices import DEFAULT_TARGET_RECALL, INDEX_TYPES, STORAGES
+
+    parser.add_argument(
+        "--index",
+        choices=INDEX_TYPES,
+        default="auto",
+        help="exact brute force, or ivf; auto: ivf from 100,000 items",
+    )
+    parser.add_argument(
+        "--index-recall",
+        type=float,
+        default=DEFAULT_TARGET_RECALL,
+        help=f"recall@k vs exact the IVF nprobe must reach (default {DEFAULT_TARGET_RECALL})",
+    )
+    parser.add_argument("--index-storage", choices=STORAGES, default=STORAGES[0])
+    parser.add_argument(
+        "--num-partitions", type=int, default=None, help="IVF partitions (default ~sqrt(items))"
+    )
+    parser.add_argument("--seed", type=int, default=0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,18 +53,7 @@ class BruteForceTopK(keras.layers.Layer):
         if candidates is not None:
             candidates = np.asarray(candidates, dtype=np.float32)
             num_candidates, dim = candidates.shape
-            if identifiers is None:
-                identifiers = np.arange(num_candidates, dtype=np.int64)
-            identifiers = np.asarray(identifiers)
-            if identifiers.dtype.kind not in "iu":
-                raise ValueError(
-                    f"`identifiers` must be integers. Received dtype: {identifiers.dtype}"
-                )
-            if identifiers.shape != (num_candidates,):
-                raise ValueError(
-                    f"`identifiers` must have shape ({num_candidates},). "
-                    f"Received: {identifiers.shape}"
-                )
+            identifiers = candidate_identifiers(identifiers, num_candidates)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
         if num_candidates is None:
@@ -89,7 +78,7 @@ class BruteForceTopK(keras.layers.Layer):
         )
         if candidates is not None:
             self.candidates_t.assign(np.ascontiguousarray(candidates.T))
-            self.identifiers.assign(identifiers.astype(np.int64))
+            self.identifiers.assign(identifiers)
 
     def call(self, queries, exclude=None):
         scores = tf.matmul(queries, self.candidates_t)
@@ -118,3 +107,17 @@ class BruteForceTopK(keras.layers.Layer):
             }
         )
         return config
+
+
+def candidate_identifiers(identifiers, num_candidates: int) -> np.ndarray:
+    """`identifiers` checked as `[num_candidates]` integers (default 0..N-1), as int64."""
+    if identifiers is None:
+        return np.arange(num_candidates, dtype=np.int64)
+    identifiers = np.asarray(identifiers)
+    if identifiers.dtype.kind not in "iu":
+        raise ValueError(f"`identifiers` must be integers. Received dtype: {identifiers.dtype}")
+    if identifiers.shape != (num_candidates,):
+        raise ValueError(
+            f"`identifiers` must have shape ({num_candidates},). Received: {identifiers.shape}"
+        )
+    return identifiers.astype(np.int64)

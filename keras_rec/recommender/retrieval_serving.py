@@ -7,12 +7,13 @@ files and no Python.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.item_index import index_layer, user_sample
 from keras_rec.recommender.user_item_lists import UserItemLists
 
 
@@ -92,6 +93,10 @@ class UserRetrieval(tf.Module):
             training interactions).
         seen_items: per user row, item rows to exclude (`UserItemLists` or
             lists), or None. Held as CSR arrays (values and row splits).
+        index: how the items are indexed: `ItemIndexSettings` (IVF's
+            `nprobe` is tuned on a sample of the users, their seen items
+            excluded as served), an index layer over `item_vectors`, or
+            None (exact). `index_json` describes it (`describe_index`).
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class UserRetrieval(tf.Module):
         popular_items,
         popular_scores,
         seen_items=None,
+        index=None,
     ):
         super().__init__(name="user_retrieval")
         user_ids = served_ids(user_ids, "user_ids")
@@ -119,10 +125,12 @@ class UserRetrieval(tf.Module):
             raise ValueError(f"`popular_items` must hold at least k={k} items.")
         self.user_rows = user_row_table(user_ids)
         self.user_vectors = tf.Variable(user_vectors, trainable=False, name="user_vectors")
-        self.index = BruteForceTopK(
-            item_vectors, np.arange(len(item_vectors)), k=k, name="item_index"
+        self.index, report = index_layer(
+            index, item_vectors, k, user_sample(user_vectors, seen_items)
         )
-        self.item_ids = _ids_variable(item_ids)
+        # A string: a dict attribute of a tf.Module would be wrapped for tracking.
+        self.index_json = json.dumps(report)
+        self.item_ids = ids_variable(item_ids)
         self.item_titles = tf.Variable(
             [str(t) for t in item_titles], trainable=False, name="item_titles"
         )
@@ -187,6 +195,10 @@ class QueryRetrieval(tf.Module):
         item_titles: str `[N]`.
         k: int.
         output_key: str. The encoder output to use.
+        index: `ItemIndexSettings`, an index layer or None (exact), as in
+            `UserRetrieval`; IVF's `nprobe` is tuned on `sample_queries`.
+        sample_queries: float `[Q, E]` embeddings of real query texts (e.g.
+            the users' texts), needed for IVF.
     """
 
     def __init__(
@@ -198,6 +210,8 @@ class QueryRetrieval(tf.Module):
         item_titles,
         k,
         output_key: str = "sentence_embedding",
+        index=None,
+        sample_queries=None,
     ):
         super().__init__(name="query_retrieval")
         from keras_rec.hub.hub_layer import register_tf_text_ops
@@ -209,14 +223,15 @@ class QueryRetrieval(tf.Module):
         probe = self._embed(tf.constant(["probe"]))
         item_embeddings = np.asarray(item_embeddings, np.float32)
         _check_width("the item embeddings", item_embeddings.shape[1], int(probe.shape[-1]))
-        norms = np.linalg.norm(item_embeddings, axis=1, keepdims=True)
-        self.index = BruteForceTopK(
-            item_embeddings / np.maximum(norms, 1e-12),
-            np.arange(len(item_embeddings)),
-            k=k,
-            name="item_index",
+        self.index, report = index_layer(
+            index,
+            unit_rows(item_embeddings),
+            k,
+            lambda: (None if sample_queries is None else unit_rows(sample_queries), None),
         )
-        self.item_ids = _ids_variable(item_ids)
+        # A string: a dict attribute of a tf.Module would be wrapped for tracking.
+        self.index_json = json.dumps(report)
+        self.item_ids = ids_variable(item_ids)
         self.item_titles = tf.Variable(
             [str(t) for t in item_titles], trainable=False, name="item_titles"
         )
@@ -235,7 +250,13 @@ class QueryRetrieval(tf.Module):
         }
 
 
-def _ids_variable(item_ids) -> tf.Variable:
+def unit_rows(vectors) -> np.ndarray:
+    """float32 rows scaled to unit L2 norm (zero rows stay zero)."""
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def ids_variable(item_ids) -> tf.Variable:
     ids = served_ids(item_ids, "item_ids")
     return tf.Variable(tf.constant(ids, _id_dtype(ids)), trainable=False, name="item_ids")
 

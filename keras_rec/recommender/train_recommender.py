@@ -213,6 +213,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         report,
         run.chief,
     )
+    served = _evaluate_served_index(exports, report["indexes"], inputs, users, metrics)
     export_seconds = time.perf_counter() - export_start
     peak_rss["evaluation_and_export"] = peak_rss_mb()
     summary = {
@@ -236,6 +237,8 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         ),
         "exports": {name: result.path for name, result in exports.items()},
         "exports_skipped": skipped,
+        "indexes": report["indexes"],
+        "served_retrieval": served,
         "run_dir": run_dir,
         "resumed": run.resumed,
         "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
@@ -476,6 +479,7 @@ def _two_stage(config, inputs, user_vectors, item_vectors, reranker, neighbors):
         popular,
         counts[popular] / max(counts.sum(), 1),
         *neighbors,
+        index=index_settings(config),
     )
 
 
@@ -821,6 +825,32 @@ def _train_ranker(config, inputs, run, tracker):
     return ranker, metrics
 
 
+def _evaluate_served_index(exports, indexes, inputs, users, metrics):
+    """Recall@10 of the exported `retrieval` as served, when its index is approximate (else None).
+
+    Compared with the exact figure of the same towers on the same users.
+    """
+    from keras_rec.recommender.served_evaluation import evaluate_served_retrieval
+
+    result = exports.get("retrieval")
+    if result is None or not result.written or indexes.get("retrieval", {}).get("index") != "ivf":
+        return None
+    served = evaluate_served_retrieval(result.path, inputs, users)
+    exact = metrics["user_recall_at_10"]
+    served["exact_user_recall_at_10"] = exact
+    served["recall_at_10_gap"] = round(exact - served["user_recall_at_10"], 4)
+    return served
+
+
+def index_settings(config: RecommenderTrainingConfig):
+    """The `ItemIndexSettings` of the served models (`--index`, `--index-recall`, ...)."""
+    from keras_rec.recommender.item_index import ItemIndexSettings
+
+    return ItemIndexSettings(
+        config.index, config.index_recall, config.index_storage, seed=config.seed
+    )
+
+
 def unknown_user_id(user_ids: np.ndarray):
     """An id absent from `user_ids` (same type), for the served fallback's example."""
     if user_ids.dtype == np.int64:
@@ -845,6 +875,7 @@ def _export_all(
     Each model is built just before its export
     and released after, so one served copy of the tables exists at a time.
     """
+    from keras_rec.recommender.item_index import INDEX_FILE, index_metadata
     from keras_rec.recommender.recommender_inputs import seen_items_by_user
     from keras_rec.recommender.retrieval_serving import (
         QueryRetrieval,
@@ -882,6 +913,7 @@ def _export_all(
             popular_items=popular,
             popular_scores=counts[popular] / max(counts.sum(), 1),
             seen_items=seen_items_by_user(inputs),
+            index=index_settings(config),
         )
         user_ids = np.append(inputs.user_ids[rows], unknown_user_id(inputs.user_ids))
         return model, model.serve, {"user_id": user_ids}
@@ -894,6 +926,9 @@ def _export_all(
             inputs.item_ids,
             inputs.item_titles,
             k=k,
+            index=index_settings(config),
+            # The users' own texts (or their histories) stand in for query texts.
+            sample_queries=inputs.user_embeddings,
         )
         return model, model.serve, {"text": np.array(EXAMPLE_QUERIES, object)}
 
@@ -926,11 +961,21 @@ def _export_all(
     }
     metrics_text = json.dumps(report, indent=1)
     results = {}
+    index_reports = {}
     query_model = None
     for name, build in plan.items():
         if name in skipped:
             continue
         model, signature, examples = build()
+        assets_extra = {"metrics.json": metrics_text}
+        metadata = {"config": config_dict(config), "k": k}
+        if name == "retrieval" and "item_tower" in results:
+            # `keras-rec add-items` embeds new items with this tower version.
+            metadata["item_tower_version"] = results["item_tower"].version
+        if hasattr(model, "index_json"):
+            assets_extra[INDEX_FILE] = model.index_json
+            metadata["index"] = index_metadata(json.loads(model.index_json))
+            index_reports[name] = metadata["index"]
         results[name] = export(
             model,
             config.output_dir,
@@ -939,11 +984,12 @@ def _export_all(
             signatures={"serving_default": signature},
             target=config.target,
             chief=chief,
-            assets_extra={"metrics.json": metrics_text},
-            metadata={"config": config_dict(config), "k": k},
+            assets_extra=assets_extra,
+            metadata=metadata,
         )
         logger.info("Exported %s to %s", name, results[name].path)
         if name == "query_retrieval":
             query_model = model
         del model, signature
+    report["indexes"] = index_reports
     return results, query_model, skipped

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import tensorflow as tf
 
-from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.item_index import index_layer, user_sample
 from keras_rec.recommender.retrieval_serving import (
     _check_width,
     _id_dtype,
-    _ids_variable,
     csr_rows,
+    ids_variable,
     row_splits,
     served_ids,
+    unit_rows,
     user_row_table,
 )
 from keras_rec.recommender.user_item_lists import UserItemLists
@@ -70,6 +73,9 @@ class TwoStageRecommender(tf.Module):
             neighbors (e.g. EASE's, `top_neighbors`): the `item_item_score`
             feature of a candidate sums the weights to it from every item
             of the user's history (0 when None).
+        index: how stage 1 indexes the items: `ItemIndexSettings` (IVF's
+            `nprobe` tuned for recall@num_candidates on a sample of the
+            users), an index layer, or None (exact), as in `UserRetrieval`.
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class TwoStageRecommender(tf.Module):
         popular_scores,
         item_neighbors=None,
         item_neighbor_weights=None,
+        index=None,
     ):
         super().__init__(name="two_stage_recommender")
         user_ids = served_ids(user_ids, "user_ids")
@@ -103,8 +110,7 @@ class TwoStageRecommender(tf.Module):
             )
         if len(history) != len(user_ids):
             raise ValueError(f"`history` has {len(history)} users; expected {len(user_ids)}.")
-        texts = np.asarray(item_embeddings, np.float32)
-        texts = texts / np.maximum(np.linalg.norm(texts, axis=1, keepdims=True), 1e-12)
+        texts = unit_rows(item_embeddings)
         self.user_rows = user_row_table(user_ids)
         self.user_vectors = tf.Variable(user_vectors, trainable=False, name="user_vectors")
         self.item_vectors = tf.Variable(item_vectors, trainable=False, name="item_vectors")
@@ -112,11 +118,19 @@ class TwoStageRecommender(tf.Module):
         self.item_log_popularity = tf.Variable(
             np.log1p(np.asarray(item_counts, np.float32)), trainable=False, name="item_popularity"
         )
-        self.index = BruteForceTopK(item_vectors, k=num_candidates, name="candidate_index")
+        self.index, report = index_layer(
+            index,
+            item_vectors,
+            num_candidates,
+            user_sample(user_vectors, history),
+            name="candidate_index",
+        )
+        # A string: a dict attribute of a tf.Module would be wrapped for tracking.
+        self.index_json = json.dumps(report)
         values, splits = row_splits(history)
         self.history_values = tf.Variable(values, trainable=False, name="history_values")
         self.history_splits = tf.Variable(splits, trainable=False, name="history_splits")
-        self.item_ids = _ids_variable(item_ids)
+        self.item_ids = ids_variable(item_ids)
         self.item_titles = tf.Variable(
             [str(t) for t in item_titles], trainable=False, name="item_titles"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from keras_rec.index_choices import DEFAULT_TARGET_RECALL, INDEX_TYPES, STORAGES
 from keras_rec.precision import PRECISIONS
 from keras_rec.training.config_flags import flag
 from keras_rec.training.run_config import RunConfig
@@ -68,6 +69,14 @@ class RecommenderTrainingConfig(RunConfig):
         hidden_units: ints. Hidden layers of each tower.
         dropout, weight_decay: float. Tower regularization.
         k: int. Items returned by the served retrieval models.
+        index: str. How `retrieval`, `recommend` and `query_retrieval`
+            find their top K: `"exact"` (brute force), `"ivf"` (an inverted
+            file index in core TF ops, `keras_rec.recommender.IVFTopK`) or
+            `"auto"` (IVF from 100,000 items).
+        index_recall: float. IVF's `nprobe` is the smallest whose top K
+            overlaps the exact top K by this much on a sample of users
+            (recorded in each export's `assets.extra/retrieval_index.json`).
+        index_storage: str. IVF vector storage: float32, bfloat16 or int8.
         cold_start_fraction: float. Share of items held out of training
             entirely for the cold-start evaluation (0: none).
         max_ratings: int or None. Use only the first ratings (quick runs).
@@ -141,6 +150,20 @@ class RecommenderTrainingConfig(RunConfig):
     dropout: float = 0.1
     weight_decay: float = 1e-5
     k: int = flag(10, "items returned by the served retrieval")
+    index: str = flag(
+        "auto",
+        "item index of the served retrieval models: exact brute force, or an IVF index "
+        "(k-means partitions, core TF ops) with nprobe tuned at export; auto: IVF from "
+        "100,000 items",
+        choices=INDEX_TYPES,
+    )
+    index_recall: float = flag(
+        DEFAULT_TARGET_RECALL,
+        "recall@k against exact that the IVF index's nprobe must reach on a sample of users",
+    )
+    index_storage: str = flag(
+        STORAGES[0], "how the IVF index stores item vectors", choices=STORAGES
+    )
     cold_start_fraction: float = flag(
         0.0, "share of items held out of training for the cold-start evaluation"
     )

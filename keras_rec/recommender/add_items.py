@@ -1,0 +1,271 @@
+"""`add_items`: new catalogue items into an exported `retrieval` model, without retraining."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from keras_rec.recommender.item_index import INDEX_FILE, index_metadata
+
+ITEM_TOWER = "item_tower"
+
+
+def add_items(
+    export_dir: str,
+    items: str,
+    *,
+    item_id_column: str | None = None,
+    item_text_template: str | None = None,
+    cache: str | None = None,
+) -> dict[str, Any]:
+    """Writes the next version of a `retrieval` export with `items` added.
+
+    The new items have text and no interactions, so their vectors are what
+    the item tower gives an item it never saw (`id` 0): their texts are
+    embedded by the run's sentence-transformer (through the embedding cache)
+    and passed through the exported `item_tower` version the retrieval was
+    built with. An IVF index puts each new vector into its nearest
+    partition (centroids and `nprobe` unchanged); an exact index appends
+    it. Existing items keep their rows and ids, users their vectors and
+    seen items, so a user's results change only where a new item enters
+    them. The new version goes through every export check and appears
+    atomically; the source version is left as it is.
+
+    Args:
+        export_dir: str. `<base>/retrieval` (its latest version is
+            extended) or one version directory.
+        items: str. CSV/TSV/Parquet of the new items.
+        item_id_column: str or None. Their id column (default: the run's
+            `item_id_column`).
+        item_text_template: str or None. Their text, a format string over
+            the columns (default: the run's `--item-text-template`). Use the
+            template the catalogue was embedded with, or the new vectors
+            will not be comparable.
+        cache: str or None. Embedding cache root (default: the run's).
+
+    Returns:
+        A JSON-ready summary: new version and path, items added, the index.
+    """
+    from keras_rec.embeddings.text_embedder import text_embedder
+    from keras_rec.hub.local_hub import hub_modules
+    from keras_rec.recommender.retrieval_serving import UserRetrieval
+    from keras_rec.recommender.user_item_lists import UserItemLists
+    from keras_rec.serving import versioned_dir
+    from keras_rec.serving.saved_model_export import METADATA_FILE, export
+
+    source = _version_dir(export_dir)
+    model_dir = os.path.dirname(source)
+    base_dir = os.path.dirname(model_dir)
+    with open(os.path.join(source, METADATA_FILE)) as file:
+        metadata = json.load(file)["metadata"]
+    config = metadata.get("config") or {}
+    template = item_text_template or config.get("item_text_template")
+    if not template:
+        raise ValueError(
+            "The new items need `--item-text-template` (the run had none: MovieLens "
+            'texts are "{title} ({year}). Genres: {genres}." style; use the template '
+            "your catalogue was embedded with)."
+        )
+    id_column = item_id_column or config.get("item_id_column") or "item_id"
+    tables = _served_tables(source)
+    new_ids, texts, titles = _new_items(items, id_column, template, tables["item_ids"])
+
+    hub_dir, sentence_encoder = hub_modules(
+        config.get("model"), config.get("hub_dir"), config.get("encoder_precision", "float32")
+    )
+    embed = text_embedder(sentence_encoder, cache or config.get("cache"), hub_dir)
+    tower_version = metadata.get("item_tower_version")
+    tower_dir = os.path.join(base_dir, ITEM_TOWER)
+    versions = versioned_dir.list_versions(tower_dir)
+    if tower_version is None and versions:
+        tower_version = versions[-1]
+    if tower_version not in versions:
+        raise FileNotFoundError(
+            f"The item tower the retrieval was built with ({tower_dir}/{tower_version}) is "
+            "missing: the new items' vectors must come from it."
+        )
+    new_vectors = _tower_vectors(
+        os.path.join(tower_dir, str(tower_version)), np.asarray(embed(texts), np.float32)
+    )
+
+    index = _extended_index(tables, new_vectors, int(metadata["k"]))
+    seen = None
+    if "seen_values" in tables:
+        splits = tables["seen_splits"][:-1]  # the last row is the empty one for unknown users
+        users = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
+        seen = UserItemLists(users, tables["seen_values"], len(splits) - 1)
+    item_ids = np.concatenate([tables["item_ids"], new_ids])
+    model = UserRetrieval(
+        tables["user_vectors"],
+        tables["user_ids"],
+        index.item_vectors() if hasattr(index, "partitions") else _exact_vectors(index),
+        item_ids,
+        [*tables["item_titles"], *titles],
+        k=index.k,
+        popular_items=tables["popular_items"],
+        popular_scores=tables["popular_scores"],
+        seen_items=seen,
+        index=index,
+    )
+    report = {**json.loads(model.index_json), "added_items": len(new_ids)}
+    extra = {INDEX_FILE: json.dumps(report, indent=1)}
+    metrics_path = os.path.join(source, "assets.extra", "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as file:
+            extra["metrics.json"] = file.read()
+    user_ids = tables["user_ids"]
+    result = export(
+        model,
+        base_dir,
+        os.path.basename(model_dir),
+        examples={"user_id": np.resize(user_ids, max(2, min(4, len(user_ids))))},
+        signatures={"serving_default": model.serve},
+        target=config.get("target") or None,
+        assets_extra=extra,
+        metadata={
+            **metadata,
+            "index": index_metadata(report),
+            "item_tower_version": tower_version,
+            "based_on_version": int(os.path.basename(source)),
+            "added_items": len(new_ids),
+        },
+    )
+    return {
+        "path": result.path,
+        "version": result.version,
+        "based_on": source,
+        "added_items": len(new_ids),
+        "items": len(item_ids),
+        "index": index_metadata(report),
+    }
+
+
+def _version_dir(export_dir: str) -> str:
+    from keras_rec.serving import versioned_dir
+
+    export_dir = os.path.abspath(export_dir)
+    if os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+        return export_dir
+    versions = versioned_dir.list_versions(export_dir)
+    if not versions:
+        raise FileNotFoundError(
+            f"No SavedModel version under {export_dir}: pass a `retrieval` export "
+            "(`<output-dir>/retrieval`) or one of its version directories."
+        )
+    return os.path.join(export_dir, str(versions[-1]))
+
+
+def _served_tables(version_dir: str) -> dict[str, np.ndarray]:
+    """The tables of a `UserRetrieval` SavedModel: variables by name, user ids from its table."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(version_dir)
+    tables = {v.name.rsplit(":", 1)[0]: v.numpy() for v in loaded.tf_variables}
+    if "user_vectors" not in tables or not loaded.resources:
+        raise ValueError(
+            f"{version_dir} is not a `retrieval` export (user id -> items): it has no user table."
+        )
+    # The user id table's keys have the dtype of the `user_id` input.
+    key_dtype = loaded.signatures["serving_default"].structured_input_signature[1]["user_id"].dtype
+    keys, rows = tf.raw_ops.LookupTableExportV2(
+        table_handle=loaded.resources[0].resource_handle, Tkeys=key_dtype, Tvalues=tf.int64
+    )
+    user_ids = np.empty(len(rows), object if key_dtype == tf.string else np.int64)
+    user_ids[rows.numpy()] = [
+        k.decode() if isinstance(k, bytes) else k for k in keys.numpy().tolist()
+    ]
+    tables["user_ids"] = user_ids
+    if tables["item_ids"].dtype == object:
+        tables["item_ids"] = np.asarray([i.decode() for i in tables["item_ids"]], object)
+    tables["item_titles"] = [t.decode() for t in tables["item_titles"]]
+    return tables
+
+
+def _new_items(path: str, id_column: str, template: str, existing_ids: np.ndarray):
+    from keras_rec.data._table_io import load_table, table_format
+    from keras_rec.data.errors import DataValidationError
+    from keras_rec.recommender.id_index import IdIndex
+    from keras_rec.recommender.user_data import render_texts, template_fields
+
+    source = f"File '{path}'"
+    table = load_table(path, as_strings=table_format(path) != "parquet")
+    fields = template_fields(template)
+    missing = [c for c in [id_column, *fields] if c not in table.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source} has no column(s) {missing} (named by `--item-id-column` or the "
+            f"template {template!r}). Columns present: {list(table.columns)}."
+        )
+    if not len(table):
+        raise DataValidationError(f"{source} has no data rows.")
+    new_ids = IdIndex(table[id_column].to_numpy(), f"{source} column `{id_column}`").ids
+    if (new_ids.dtype == object) != (existing_ids.dtype == object):
+        new_ids = new_ids.astype(existing_ids.dtype) if new_ids.dtype == object else new_ids
+        if new_ids.dtype != existing_ids.dtype:
+            raise DataValidationError(
+                f"{source}: the served item ids are "
+                f"{'strings' if existing_ids.dtype == object else 'integers'}; "
+                f"column `{id_column}` does not match."
+            )
+    taken = sorted(set(new_ids.tolist()) & set(existing_ids.tolist()))
+    if taken:
+        raise DataValidationError(
+            f"{source}: ids {taken[:5]} are already served ({len(taken)} in all); "
+            "`add-items` adds new items only."
+        )
+    texts = render_texts(table, template, source)
+    titles = table[fields[0]].fillna("").astype(str).tolist() if fields else texts
+    return new_ids, texts, titles
+
+
+def _tower_vectors(tower_dir: str, embeddings: np.ndarray) -> np.ndarray:
+    """The item tower's vectors of items known by text only (`id` 0 when it has an id input)."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(tower_dir).signatures["serving_default"]
+    names = set(serve.structured_input_signature[1])
+    inputs = {"embedding": tf.constant(embeddings)}
+    if "id" in names:
+        inputs["id"] = tf.zeros([len(embeddings)], tf.int64)
+    if "features" in names:
+        raise ValueError("This item tower takes `features`; add-items gives items text only.")
+    return serve(**inputs)["vector"].numpy()
+
+
+def _extended_index(tables: dict[str, np.ndarray], new_vectors: np.ndarray, k: int):
+    """The served index layer rebuilt from its tables, with `new_vectors` as rows N.."""
+    from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+    from keras_rec.recommender.ivf_top_k import IVFTopK
+
+    prefix = "item_index/"
+    own = {name[len(prefix) :]: value for name, value in tables.items() if name.startswith(prefix)}
+    if "centroids" in own:
+        num_items, dim = own["vectors"].shape
+        old = IVFTopK(
+            k=k,
+            num_candidates=num_items,
+            dim=dim,
+            num_partitions=len(own["centroids"]),
+            nprobe=int(own["nprobe"]),
+            storage=own["vectors"].dtype.name,
+        )
+        for name, value in own.items():
+            getattr(old, name if name != "nprobe" else "nprobe_variable").assign(value)
+        vectors = np.concatenate([old.item_vectors(), new_vectors])
+        return IVFTopK(
+            vectors,
+            k=old.k,
+            partitions=old.partitions().add(new_vectors),
+            nprobe=old.nprobe,
+            storage=old.storage,
+            name="item_index",
+        )
+    vectors = np.concatenate([own["candidates_t"].T, new_vectors])
+    return BruteForceTopK(vectors, np.arange(len(vectors)), k=k, name="item_index")
+
+
+def _exact_vectors(index) -> np.ndarray:
+    return np.asarray(index.candidates_t).T

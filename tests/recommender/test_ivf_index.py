@@ -1,0 +1,198 @@
+"""The IVF item index: equal to brute force at full probe, recall when pruning, exclusions."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from helpers import assert_config_round_trip
+
+from keras_rec.cli import main
+from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.item_index import (
+    INDEX_FILE,
+    ItemIndexSettings,
+    build_item_index,
+    exact_top_k,
+    overlap_recall,
+    resolve_index_type,
+)
+from keras_rec.recommender.ivf_partitions import IVFPartitions, kmeans_partitions
+from keras_rec.recommender.ivf_top_k import IVFTopK
+from keras_rec.serving.fresh_process import answer_in_fresh_process
+from keras_rec.serving.versioned_dir import list_versions
+
+
+def clustered(num_items=3000, dim=16, clusters=40, seed=0):
+    """Unit vectors around `clusters` centers, and queries near random items."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(clusters, dim))
+    items = centers[rng.integers(0, clusters, num_items)] + 0.4 * rng.normal(size=(num_items, dim))
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    queries = items[rng.integers(0, num_items, 300)] + 0.1 * rng.normal(size=(300, dim))
+    return items.astype(np.float32), queries.astype(np.float32)
+
+
+def test_ivf_equals_exact_when_every_partition_is_probed():
+    items, queries = clustered()
+    ivf = IVFTopK(items, np.arange(len(items)) + 100, k=10, num_partitions=30, nprobe=30)
+    exact = BruteForceTopK(items, np.arange(len(items)) + 100, k=10)
+    exclude = np.full((len(queries), 4), -1, np.int64)
+    exclude[:, :2] = exact_top_k(items, queries, 2)  # each query's two best items
+    for args in ((queries,), (queries, exclude)):
+        ivf_scores, ivf_ids = ivf(*args)
+        exact_scores, exact_ids = exact(*args)
+        np.testing.assert_allclose(ivf_scores, exact_scores, atol=1e-5)
+        np.testing.assert_array_equal(ivf_ids, exact_ids)
+
+
+def test_ivf_recall_on_a_clustered_set_with_pruning():
+    items, queries = clustered()
+    tune, held_out = queries[:150], queries[150:]
+    settings = ItemIndexSettings("ivf", target_recall=0.95, num_partitions=50)
+    layer, report = build_item_index(items, 10, settings, sample_queries=tune)
+    assert report["index"] == "ivf" and report["num_partitions"] == 50
+    assert report["recall"] >= 0.95 and report["nprobe"] < 25  # it prunes
+    assert [nprobe for nprobe, _ in report["curve"]][0] == 1
+    found = layer(held_out)[1].numpy()
+    assert overlap_recall(found, exact_top_k(items, held_out, 10)) >= 0.9
+
+
+def test_padding_and_excluded_items_are_never_returned():
+    """Partitions smaller than k + excluded: the query probes on until it has enough."""
+    items, queries = clustered(num_items=400)
+    # 200 partitions of 1 item, one of 200: nprobe 1 often reaches a 1-item partition.
+    assignments = np.concatenate([np.arange(200), np.full(200, 200)]).astype(np.int32)
+    centroids = np.concatenate([items[:200], items[200:].mean(0, keepdims=True)])
+    partitions = IVFPartitions(centroids, assignments)
+    layer = IVFTopK(items, k=8, partitions=partitions, nprobe=1)
+    exclude = exact_top_k(items, queries, 5)  # the five best of each query excluded
+    scores, ids = (t.numpy() for t in layer(queries, exclude))
+    assert np.isfinite(scores).all()
+    assert ((ids >= 0) & (ids < len(items))).all()
+    assert all(len(set(row)) == 8 for row in ids.tolist())
+    assert not any(set(row) & set(ex) for row, ex in zip(ids.tolist(), exclude.tolist()))
+    # Scores are the items' own, best first.
+    np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", queries, items[ids]), atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+@pytest.mark.parametrize("storage", ["bfloat16", "int8"])
+def test_compressed_storage_keeps_recall_and_shrinks(storage):
+    items, queries = clustered(dim=64)
+    layer = IVFTopK(items, k=10, num_partitions=20, nprobe=20, storage=storage)
+    found = layer(queries)[1].numpy()
+    assert overlap_recall(found, exact_top_k(items, queries, 10)) >= 0.9
+    assert layer.vectors.dtype == storage
+    np.testing.assert_allclose(layer.item_vectors(), items, atol=0.02)
+
+
+def test_ivf_config_round_trip_and_weights_only_rebuild():
+    items, queries = clustered(num_items=500)
+    layer = IVFTopK(items, k=5, num_partitions=10, nprobe=3, storage="int8", seed=4)
+    rebuilt = assert_config_round_trip(layer)
+    for name in ("centroids", "offsets", "vectors", "scales", "rows", "identifiers"):
+        getattr(rebuilt, name).assign(getattr(layer, name))
+    rebuilt.nprobe_variable.assign(layer.nprobe_variable)
+    np.testing.assert_array_equal(rebuilt(queries)[1], layer(queries)[1])
+    assert rebuilt.get_config()["nprobe"] == 3
+
+
+def test_kmeans_partitions_are_seeded_and_assign_every_item():
+    items, _ = clustered()
+    first = kmeans_partitions(items, 25, seed=3)
+    second = kmeans_partitions(items, 25, seed=3)
+    np.testing.assert_array_equal(first.assignments, second.assignments)
+    assert first.sizes().sum() == len(items) and len(first.centroids) == 25
+    added = first.add(items[:7])
+    np.testing.assert_array_equal(added.assignments[-7:], first.assignments[:7])
+    with pytest.raises(ValueError, match="num_partitions"):
+        kmeans_partitions(items, len(items) + 1)
+    with pytest.raises(ValueError, match="NaN"):
+        kmeans_partitions(np.full((10, 4), np.nan))
+
+
+def test_index_choice_and_bad_settings():
+    assert resolve_index_type("auto", 99_999) == "exact"
+    assert resolve_index_type("auto", 100_000) == "ivf"
+    with pytest.raises(ValueError, match="`index` must be one of"):
+        ItemIndexSettings("hnsw")
+    with pytest.raises(ValueError, match="target_recall"):
+        ItemIndexSettings("ivf", target_recall=1.5)
+    with pytest.raises(ValueError, match="storage"):
+        ItemIndexSettings("ivf", storage="float16")
+    with pytest.raises(ValueError, match="sample_queries"):
+        build_item_index(np.eye(4, dtype=np.float32), 2, ItemIndexSettings("ivf"))
+    with pytest.raises(ValueError, match="nprobe"):
+        IVFTopK(np.eye(4, dtype=np.float32), k=2, nprobe=0)
+
+
+def _write_vectors(path, ids, vectors, id_column="sku"):
+    from keras_rec.embeddings.embed_table import write_embeddings_parquet
+
+    write_embeddings_parquet(pd.DataFrame({id_column: ids}), vectors, str(path))
+
+
+def test_build_index_cli_exports_a_served_ivf_model(tmp_path, capsys):
+    items, queries = clustered()
+    ids = np.array([f"sku-{i}" for i in range(len(items))], object)
+    _write_vectors(tmp_path / "items.parquet", ids, items)
+    _write_vectors(tmp_path / "queries.parquet", np.arange(len(queries)), queries, "query")
+    argv = [
+        "build-index",
+        "--item-vectors",
+        str(tmp_path / "items.parquet"),
+        "--id-column",
+        "sku",
+        "--index",
+        "ivf",
+        "--index-recall",
+        "0.95",
+        "--queries",
+        str(tmp_path / "queries.parquet"),
+        "--k",
+        "10",
+        "--output-dir",
+        str(tmp_path / "models"),
+        "--model-name",
+        "similar_items",
+    ]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["path"].endswith("similar_items/1")
+    with open(os.path.join(summary["path"], "assets.extra", INDEX_FILE)) as file:
+        recorded = json.load(file)
+    assert recorded["index"] == "ivf" and recorded["recall"] >= 0.95
+    assert recorded["tuning_queries_from"].endswith("queries.parquet")
+    # As TF Serving runs it: the Session loader in a TensorFlow-only process.
+    served = answer_in_fresh_process(
+        summary["path"], {"q": ("serving_default", {"query": queries[:50]})}, ["session"]
+    )
+    answer = served["answers"]["session"]["q"]
+    assert answer["item_ids"].shape == (50, 10)
+    found = [[ids.tolist().index(i.decode()) for i in row] for row in answer["item_ids"]]
+    assert overlap_recall(found, exact_top_k(items, queries[:50], 10)) >= 0.9
+    # A file without the id column: a clear error and no new version.
+    assert main([*argv[:2], str(tmp_path / "queries.parquet"), *argv[3:]]) == 2
+    assert "sku" in capsys.readouterr().err
+    assert list_versions(str(tmp_path / "models" / "similar_items")) == [1]
+
+
+def test_build_index_auto_is_exact_for_a_small_catalogue(tmp_path, capsys):
+    items, _ = clustered(num_items=200)
+    _write_vectors(tmp_path / "items.parquet", np.arange(200) + 1, items)
+    argv = ["build-index", "--item-vectors", str(tmp_path / "items.parquet")]
+    argv += ["--id-column", "sku", "--output-dir", str(tmp_path), "--model-name", "m"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["index"]["index"] == "exact"
+    serve = tf.saved_model.load(summary["path"]).signatures["serving_default"]
+    ids = serve(query=tf.constant(items[:3]))["item_ids"].numpy()
+    assert ids[:, 0].tolist() == [1, 2, 3]  # each item is its own nearest
+
+
+def test_ivf_layer_is_a_keras_layer():
+    assert isinstance(IVFTopK(np.eye(4, dtype=np.float32), k=2), keras.layers.Layer)
