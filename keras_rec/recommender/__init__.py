@@ -1,6 +1,8 @@
 """Two-tower retrieval and ranking on precomputed sentence-transformer embeddings."""
 
+from keras_rec.recommender.add_items import add_items
 from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.build_index import build_index
 from keras_rec.recommender.id_dropout import IdDropout
 from keras_rec.recommender.interactions import (
     InteractionSplit,
@@ -8,6 +10,9 @@ from keras_rec.recommender.interactions import (
     cold_start_split,
     tfrs_protocol_split,
 )
+from keras_rec.recommender.item_index import ItemIndexSettings, build_item_index
+from keras_rec.recommender.ivf_partitions import IVFPartitions, kmeans_partitions
+from keras_rec.recommender.ivf_top_k import IVFTopK
 from keras_rec.recommender.lazy_adam import LazyAdam
 from keras_rec.recommender.ranker import build_ranker
 from keras_rec.recommender.recommender_inputs import RecommenderInputs, build_inputs
@@ -30,11 +35,15 @@ from keras_rec.recommender.train_recommender import (
 from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval, in_batch_logits
 from keras_rec.recommender.user_data import load_user_inputs
 from keras_rec.recommender.user_item_lists import UserItemLists
+from keras_rec.recommender.vector_retrieval import VectorRetrieval
 
 __all__ = [
     "BruteForceTopK",
+    "IVFPartitions",
+    "IVFTopK",
     "IdDropout",
     "InteractionSplit",
+    "ItemIndexSettings",
     "LazyAdam",
     "QueryRetrieval",
     "RecommenderInputs",
@@ -43,13 +52,18 @@ __all__ = [
     "TwoTowerRetrieval",
     "UserItemLists",
     "UserRetrieval",
+    "VectorRetrieval",
+    "add_items",
+    "build_index",
     "build_inputs",
+    "build_item_index",
     "build_ranker",
     "build_tower",
     "check_interactions",
     "cold_start_split",
     "evaluate_retrieval",
     "in_batch_logits",
+    "kmeans_partitions",
     "load_user_inputs",
     "per_user_metrics",
     "popularity_baseline",

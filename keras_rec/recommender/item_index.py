@@ -242,9 +242,12 @@ def tune_nprobe(layer, item_vectors, queries, exclude, target_recall: float):
             tried[nprobe] = overlap_recall(search(queries, exclude), exact)
         return tried[nprobe]
 
+    # Below `floor`, some queries probe more partitions than `nprobe` (to
+    # hold k + their excluded items), so recall can be flat without a cap.
+    floor = probes_needed(layer, queries, exclude)
     low, high = 0, 1
     while recall_at(high) < target_recall and high < layer.num_partitions:
-        if low and recall_at(high) - recall_at(low) < PLATEAU_GAIN:
+        if 0 < low and floor <= low and recall_at(high) - recall_at(low) < PLATEAU_GAIN:
             logger.warning(
                 "IVF recall@%d levels off at %.4f (nprobe %d -> %d), below the target %.4f: "
                 "keeping nprobe %d. Float32 storage or more partitions may reach it.",
@@ -262,6 +265,16 @@ def tune_nprobe(layer, item_vectors, queries, exclude, target_recall: float):
     layer.set_nprobe(high)
     curve = [[n, round(r, 5)] for n, r in tried.items()]
     return high, round(tried[high], 5), curve
+
+
+def probes_needed(layer, queries, exclude=None) -> int:
+    """The most partitions any of `queries` must probe to hold k + its excluded items."""
+    partitions = layer.partitions()
+    needed = layer.k + (0 if exclude is None else (np.asarray(exclude) >= 0).sum(axis=1))
+    ranked = np.argsort(-(np.asarray(queries, np.float32) @ partitions.centroids.T), axis=1)
+    held = np.cumsum(partitions.sizes()[ranked], axis=1)
+    counts = (held < np.reshape(needed, (-1, 1))).sum(axis=1) + 1
+    return int(min(counts.max(), layer.num_partitions))
 
 
 def exact_top_k(item_vectors, queries, k: int, exclude=None) -> np.ndarray:

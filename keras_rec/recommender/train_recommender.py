@@ -568,6 +568,8 @@ def predict_rows(model, features, count: int, chunk: int = PREDICT_CHUNK) -> np.
 
 def _check_config(config: RecommenderTrainingConfig) -> None:
     require_positive_ints(config, ("epochs", "batch_size", "k", "output_dim"))
+    if not 0.0 < config.index_recall <= 1.0:
+        raise ValueError(f"`index_recall` must be in (0, 1]. Received: {config.index_recall!r}")
     if config.ranker_epochs < 0:
         raise ValueError(f"`ranker_epochs` must be >= 0. Received: {config.ranker_epochs!r}")
     if not 0.0 <= config.cold_start_fraction < 1.0:

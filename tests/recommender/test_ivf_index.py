@@ -196,3 +196,14 @@ def test_build_index_auto_is_exact_for_a_small_catalogue(tmp_path, capsys):
 
 def test_ivf_layer_is_a_keras_layer():
     assert isinstance(IVFTopK(np.eye(4, dtype=np.float32), k=2), keras.layers.Layer)
+
+
+def test_tuning_reaches_the_target_when_exclusions_widen_the_probe():
+    """Many excluded items make small nprobe values probe alike: not a recall ceiling."""
+    items, queries = clustered(num_items=2000)
+    exclude = exact_top_k(items, queries, 150)  # each query's 150 best are "seen"
+    settings = ItemIndexSettings("ivf", target_recall=0.99, num_partitions=40)
+    _, report = build_item_index(
+        items, 20, settings, sample_queries=queries, sample_exclude=exclude
+    )
+    assert report["recall"] >= 0.99, report["curve"]

@@ -206,6 +206,8 @@ def test_bad_settings_fail_before_training(tmp_path, movielens_dir):
         train_recommender(RecommenderTrainingConfig(data=movielens_dir, epochs=0))
     with pytest.raises(ValueError, match=r"`cold_start_fraction` must be in \[0, 1\)"):
         train_recommender(RecommenderTrainingConfig(data=movielens_dir, cold_start_fraction=1.5))
+    with pytest.raises(ValueError, match=r"`index_recall` must be in \(0, 1\]"):
+        train_recommender(RecommenderTrainingConfig(data=movielens_dir, index_recall=1.5))
 
 
 def test_duplicate_and_missing_interactions_are_named():

@@ -75,6 +75,8 @@ def test_flag_kinds_follow_the_annotations():
         (["--loss", "hinge"], "--loss: invalid choice: 'hinge'"),
         (["--epochs", "2.5"], "--epochs: invalid int value: '2.5'"),
         (["--encoder-precision", "float16"], "--encoder-precision: invalid choice"),
+        (["--index", "hnsw"], "--index: invalid choice: 'hnsw'"),
+        (["--index-storage", "float16"], "--index-storage: invalid choice"),
     ],
 )
 def test_bad_values_exit_2_naming_the_flag(argv, message, capsys):
