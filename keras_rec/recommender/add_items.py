@@ -185,39 +185,27 @@ def _served_tables(version_dir: str) -> dict[str, np.ndarray]:
 
 
 def _new_items(path: str, id_column: str, template: str, existing_ids: np.ndarray):
-    from keras_rec.data._table_io import load_table, table_format
     from keras_rec.data.errors import DataValidationError
-    from keras_rec.recommender.id_index import IdIndex
-    from keras_rec.recommender.user_data import render_texts, template_fields
+    from keras_rec.recommender.user_data import read_text_table
 
     source = f"File '{path}'"
-    table = load_table(path, as_strings=table_format(path) != "parquet")
-    fields = template_fields(template)
-    missing = [c for c in [id_column, *fields] if c not in table.columns]
-    if missing:
-        raise DataValidationError(
-            f"{source} has no column(s) {missing} (named by `--item-id-column` or the "
-            f"template {template!r}). Columns present: {list(table.columns)}."
-        )
-    if not len(table):
+    index, texts, titles = read_text_table(path, id_column, template, "item")
+    if not len(texts):
         raise DataValidationError(f"{source} has no data rows.")
-    new_ids = IdIndex(table[id_column].to_numpy(), f"{source} column `{id_column}`").ids
-    if (new_ids.dtype == object) != (existing_ids.dtype == object):
-        new_ids = new_ids.astype(existing_ids.dtype) if new_ids.dtype == object else new_ids
-        if new_ids.dtype != existing_ids.dtype:
-            raise DataValidationError(
-                f"{source}: the served item ids are "
-                f"{'strings' if existing_ids.dtype == object else 'integers'}; "
-                f"column `{id_column}` does not match."
-            )
+    new_ids = index.ids
+    if existing_ids.dtype == object:  # served as strings: "7" is the id 7 written down
+        new_ids = np.asarray([str(i) for i in new_ids.tolist()], object)
+    elif new_ids.dtype == object:
+        raise DataValidationError(
+            f"{source}: the served item ids are integers; column `{id_column}` holds "
+            f"others, e.g. {new_ids[:3].tolist()}."
+        )
     taken = sorted(set(new_ids.tolist()) & set(existing_ids.tolist()))
     if taken:
         raise DataValidationError(
             f"{source}: ids {taken[:5]} are already served ({len(taken)} in all); "
             "`add-items` adds new items only."
         )
-    texts = render_texts(table, template, source)
-    titles = table[fields[0]].fillna("").astype(str).tolist() if fields else texts
     return new_ids, texts, titles
 
 

@@ -166,7 +166,6 @@ def _protocol(config) -> str:
 
 def _catalogue(config, kind: str) -> Catalogue:
     """The item (or user) catalogue from its table + template, or its embedding file."""
-    from keras_rec.data._table_io import load_table, table_format
     from keras_rec.data.table_chunks import read_embedding_file
 
     table_path = getattr(config, f"{kind}s")
@@ -194,8 +193,25 @@ def _catalogue(config, kind: str) -> Catalogue:
                 else ""
             )
         )
-    source = f"File '{table_path}'"
-    table = load_table(table_path, as_strings=table_format(table_path) != "parquet")
+    index, texts, titles = read_text_table(table_path, id_column, template, flag)
+    return Catalogue(index, None, titles, f"File '{table_path}' (encoded texts)", texts)
+
+
+def read_text_table(
+    path: str, id_column: str, template: str, flag: str
+) -> tuple[IdIndex, list[str], list[str]]:
+    """`(ids, texts, titles)` of a catalogue table: texts from `template`, titles its first field.
+
+    Args:
+        path: str. CSV/TSV/Parquet, local or an fsspec URL.
+        id_column: str. The id column (ids must be present and unique).
+        template: str. A format string over the columns.
+        flag: str. The flag prefix named in errors, e.g. `"item"`.
+    """
+    from keras_rec.data._table_io import load_table, table_format
+
+    source = f"File '{path}'"
+    table = load_table(path, as_strings=table_format(path) != "parquet")
     fields = template_fields(template)
     missing = [c for c in [id_column, *fields] if c not in table.columns]
     if missing:
@@ -206,7 +222,7 @@ def _catalogue(config, kind: str) -> Catalogue:
     index = IdIndex(table[id_column].to_numpy(), f"{source} column `{id_column}`")
     texts = render_texts(table, template, source)
     titles = table[fields[0]].fillna("").astype(str).tolist() if fields else texts
-    return Catalogue(index, None, titles, f"{source} (encoded texts)", texts)
+    return index, texts, titles
 
 
 def template_fields(template: str) -> list[str]:
