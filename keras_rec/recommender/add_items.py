@@ -91,7 +91,7 @@ def add_items(
         os.path.join(tower_dir, str(tower_version)), np.asarray(embed(texts), np.float32)
     )
 
-    index = _extended_index(tables, new_vectors, int(metadata["k"]))
+    index, item_vectors = _extended_index(tables, new_vectors, int(metadata["k"]))
     seen = None
     if "seen_values" in tables:
         splits = tables["seen_splits"][:-1]  # the last row is the empty one for unknown users
@@ -101,7 +101,7 @@ def add_items(
     model = UserRetrieval(
         tables["user_vectors"],
         tables["user_ids"],
-        index.item_vectors() if hasattr(index, "partitions") else _exact_vectors(index),
+        item_vectors,
         item_ids,
         [*tables["item_titles"], *titles],
         k=index.k,
@@ -224,7 +224,7 @@ def _tower_vectors(tower_dir: str, embeddings: np.ndarray) -> np.ndarray:
 
 
 def _extended_index(tables: dict[str, np.ndarray], new_vectors: np.ndarray, k: int):
-    """The served index layer rebuilt from its tables, with `new_vectors` as rows N.."""
+    """`(index layer, its item vectors)`: the served index rebuilt with `new_vectors` as rows N.."""
     from keras_rec.recommender.brute_force_top_k import BruteForceTopK
     from keras_rec.recommender.ivf_top_k import IVFTopK
 
@@ -243,7 +243,7 @@ def _extended_index(tables: dict[str, np.ndarray], new_vectors: np.ndarray, k: i
         for name, value in own.items():
             getattr(old, name if name != "nprobe" else "nprobe_variable").assign(value)
         vectors = np.concatenate([old.item_vectors(), new_vectors])
-        return IVFTopK(
+        index = IVFTopK(
             vectors,
             k=old.k,
             partitions=old.partitions().add(new_vectors),
@@ -251,9 +251,6 @@ def _extended_index(tables: dict[str, np.ndarray], new_vectors: np.ndarray, k: i
             storage=old.storage,
             name="item_index",
         )
+        return index, vectors
     vectors = np.concatenate([own["candidates_t"].T, new_vectors])
-    return BruteForceTopK(vectors, np.arange(len(vectors)), k=k, name="item_index")
-
-
-def _exact_vectors(index) -> np.ndarray:
-    return np.asarray(index.candidates_t).T
+    return BruteForceTopK(vectors, np.arange(len(vectors)), k=k, name="item_index"), vectors
