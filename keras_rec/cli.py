@@ -31,6 +31,12 @@ def _add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
         help="embedding cache root: a directory or fsspec URL such as s3://bucket/prefix "
         "(default: $KERAS_REC_HOME/embeddings or ~/.keras_rec/embeddings)",
     )
+    parser.add_argument(
+        "--hub-dir",
+        default=None,
+        help="encode with these `keras-rec export-hub` TF Hub modules instead of the "
+        "sentence-transformer (TensorFlow only; own cache namespace)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-seq-length", type=int, default=None)
     parser.add_argument("--normalize", action="store_true", help="L2-normalize the vectors")
@@ -51,24 +57,37 @@ def _add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_encoder(args: argparse.Namespace):
-    from keras_rec.embeddings import CachedEncoder, SentenceEncoder
+def _encoder_settings(args: argparse.Namespace):
+    from keras_rec.embeddings.encoder_settings import EncoderSettings
 
-    sentence_encoder = SentenceEncoder(
-        args.model,
-        device=args.device,
+    return EncoderSettings(
+        model=args.model,
+        hub_dir=args.hub_dir,
         batch_size=args.batch_size,
         max_seq_length=args.max_seq_length,
         normalize=args.normalize,
+        device=args.device,
         backend=args.backend,
         precision=args.precision,
     )
-    return CachedEncoder(sentence_encoder, cache=args.cache)
+
+
+def _build_encoder(args: argparse.Namespace):
+    from keras_rec.embeddings import CachedEncoder
+
+    return CachedEncoder(_encoder_settings(args).build(), cache=args.cache)
 
 
 def _run_embed(args: argparse.Namespace) -> dict:
     from keras_rec.embeddings.embed_table import embed_table
 
+    if args.runner is not None:
+        return _run_embed_on_beam(args)
+    if args.arguments:
+        raise SystemExit(
+            f"keras-rec embed: unrecognized arguments: {' '.join(args.arguments)} "
+            "(Beam pipeline options are taken with --runner)"
+        )
     if args.output is None and args.shard is None:
         raise SystemExit("keras-rec embed: --output is required unless --shard is given")
     return embed_table(
@@ -80,6 +99,30 @@ def _run_embed(args: argparse.Namespace) -> dict:
         shard=args.shard,
         encoding=args.encoding,
         missing_text=args.missing_text,
+    )
+
+
+def _run_embed_on_beam(args: argparse.Namespace) -> dict:
+    if args.shard is not None:
+        raise SystemExit(
+            "keras-rec embed: --shard and --runner exclude each other (the runner splits the work)"
+        )
+    if args.output is None:
+        raise SystemExit("keras-rec embed: --output is required with --runner")
+    from keras_rec.embeddings.beam import embed_with_beam
+
+    return embed_with_beam(
+        args.input,
+        text_column=args.text_column,
+        output_path=args.output,
+        id_column=args.id_column,
+        settings=_encoder_settings(args),
+        cache=args.cache,
+        runner=args.runner,
+        beam_args=args.arguments,
+        missing_text=args.missing_text,
+        encoding=args.encoding,
+        worker_threads=args.worker_threads,
     )
 
 
@@ -277,10 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     embed = commands.add_parser(
         "embed",
         help="embed a text column of a CSV/Parquet file through the cache",
-        description="Embed a text column of a CSV/Parquet file; only texts the cache "
-        "lacks are encoded. Writes a Parquet file with the id, the text and the embedding.",
+        description="Embed a text column of a CSV/TSV/Parquet/JSON Lines file; only texts "
+        "the cache lacks are encoded. Writes a Parquet file with the id, the text and the "
+        "embedding. With --runner the job runs as an Apache Beam pipeline (the `beam` "
+        "extra); options it does not know go to Beam, e.g. --direct_num_workers=2 "
+        "--direct_running_mode=multi_processing, or Dataflow's --project/--region/"
+        "--temp_location.",
     )
-    embed.add_argument("--input", required=True, help="CSV or Parquet file (path or URL)")
+    embed.add_argument(
+        "--input",
+        required=True,
+        help="CSV/TSV/Parquet/JSON Lines file (path or URL); with --runner a glob too",
+    )
     embed.add_argument("--text-column", required=True)
     embed.add_argument("--id-column", default=None, help="unique id column, copied to the output")
     embed.add_argument("--output", default=None, help="output Parquet file (path or URL)")
@@ -297,8 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="what to do with missing (NaN) texts: fail naming the rows, or embed ''",
     )
+    embed.add_argument(
+        "--runner",
+        default=None,
+        help="run on Apache Beam: direct (in-process), dataflow, flink, spark, prism, or a "
+        "Beam runner class name; the cache must be a directory or URL every worker reaches",
+    )
+    embed.add_argument(
+        "--worker-threads",
+        type=int,
+        default=None,
+        help="with --runner: intra-op threads of each worker's model (default: all cores; "
+        "the direct runner's multi_processing mode shares them out among its workers)",
+    )
     _add_encoder_arguments(embed)
-    embed.set_defaults(run=_run_embed)
+    embed.set_defaults(run=_run_embed, passes_arguments=True)
 
     movielens = commands.add_parser(
         "embed-movielens",

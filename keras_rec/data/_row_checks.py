@@ -44,9 +44,14 @@ def require_rows(df: pd.DataFrame, source: str) -> None:
         )
 
 
-def require_present(values: pd.Series, column: str, source: str, hint: str = "") -> None:
-    """Raises if `values` has missing (NaN/None) entries, naming the rows."""
-    positions = np.flatnonzero(values.isna().to_numpy())
+def require_present(
+    values: pd.Series, column: str, source: str, hint: str = "", first_row: int = 0
+) -> None:
+    """Raises if `values` has missing (NaN/None) entries, naming the rows.
+
+    `first_row` is the 0-based position of `values[0]` in its file.
+    """
+    positions = first_row + np.flatnonzero(values.isna().to_numpy())
     if len(positions):
         raise DataValidationError(
             f"{source}: column `{column}` has missing values in "

@@ -12,16 +12,20 @@ from keras_rec.data.errors import DataValidationError
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-SUPPORTED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+# JSON Lines: one JSON object per line.
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+SUPPORTED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES
 
 
 def table_format(path: str) -> str:
-    """Returns "csv", "tsv" or "parquet" from the file name's extension."""
+    """Returns "csv", "tsv", "parquet" or "jsonl" from the file name's extension."""
     name = str(path).lower()
     for suffix in SUPPORTED_SUFFIXES:
         if name.endswith(suffix):
             if suffix in PARQUET_SUFFIXES:
                 return "parquet"
+            if suffix in JSONL_SUFFIXES:
+                return "jsonl"
             return "tsv" if suffix.startswith(".tsv") else "csv"
     raise ValueError(
         f"Unsupported file extension for '{path}'. Supported extensions: "
@@ -69,6 +73,8 @@ def load_table(
     check_file(path)
     if fmt == "parquet":
         return _load_parquet(path, encoding)
+    if fmt == "jsonl":
+        return pd.concat(list(read_jsonl_chunks(path, encoding, 1_000_000)), ignore_index=True)
     kwargs: dict[str, Any] = {"sep": "\t" if fmt == "tsv" else ",", "encoding": encoding}
     if as_strings:
         kwargs.update(dtype=str, keep_default_na=False, na_values=[""])
@@ -83,6 +89,27 @@ def load_table(
     except pd.errors.ParserError as e:
         raise DataValidationError(f"File '{path}' is not valid CSV: {e}") from None
     return df.reset_index(drop=True)
+
+
+def read_jsonl_chunks(source: Any, encoding: str, chunk_rows: int, name: str | None = None):
+    """Yields DataFrames of up to `chunk_rows` lines of a JSON Lines file.
+
+    `source` is a path/URL or an open binary file (then `name` names it in
+    errors). Values keep their JSON types (a missing key or `null` is missing).
+    """
+    name = name or str(source)
+    try:
+        reader = pd.read_json(
+            source, lines=True, chunksize=chunk_rows, dtype=False, encoding=encoding
+        )
+        with reader:
+            yield from reader
+    except UnicodeDecodeError as e:
+        raise DataValidationError(
+            f"File '{name}' is not valid {encoding} ({e.reason}). Pass the file's encoding."
+        ) from None
+    except ValueError as e:
+        raise DataValidationError(f"File '{name}' is not valid JSON Lines: {e}") from None
 
 
 def _load_parquet(path: str, encoding: str) -> pd.DataFrame:

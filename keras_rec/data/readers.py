@@ -39,7 +39,7 @@ def read_table(
     Args:
         path: str or path-like. A local path or an fsspec URL
             (`s3://...` needs `s3fs`). Extensions: `.csv`, `.csv.gz`, `.tsv`,
-            `.tsv.gz`, `.parquet`, `.pq`.
+            `.tsv.gz`, `.parquet`, `.pq`, `.jsonl`, `.ndjson` (JSON Lines).
         columns: list of str, or `None`. Columns to return, in this order;
             each must be present. `None` returns all columns.
         encoding: str. Text encoding of a CSV file, and of `bytes` values in
@@ -119,6 +119,32 @@ def read_text_labels(
     wanted = {out: col for out, col in wanted.items() if col is not None}
     df = _load_typed(path, list(wanted.values()), encoding)
 
+    out = text_frame(df, text_column, label_column, id_column, missing_text, source)
+    if id_column is not None:
+        checks.require_unique(df, [id_column], source)
+    return out
+
+
+def text_frame(
+    df: pd.DataFrame,
+    text_column: str,
+    label_column: str | None,
+    id_column: str | None,
+    missing_text: str,
+    source: str,
+    first_row: int = 0,
+) -> pd.DataFrame:
+    """`text` (+ `label`, `id`) of rows read from a file, checked for missing values.
+
+    The row checks of `read_text_labels` on one chunk of a file (ids are not
+    checked for uniqueness here: that needs the whole file). `first_row` is
+    the chunk's 0-based position in the file, so errors name file rows.
+    """
+    if missing_text not in _MISSING_TEXT:
+        raise ValueError(
+            f"`missing_text` must be one of {_MISSING_TEXT}. "
+            f"Received: missing_text={missing_text!r}"
+        )
     text = df[text_column]
     if missing_text == "error":
         checks.require_present(
@@ -126,14 +152,14 @@ def read_text_labels(
             text_column,
             source,
             hint='Pass `missing_text="empty"` to read them as "".',
+            first_row=first_row,
         )
     out = pd.DataFrame({"text": text.fillna("").astype(str)})
     if label_column is not None:
-        checks.require_present(df[label_column], label_column, source)
+        checks.require_present(df[label_column], label_column, source, first_row=first_row)
         out["label"] = df[label_column]
     if id_column is not None:
-        checks.require_present(df[id_column], id_column, source)
-        checks.require_unique(df, [id_column], source)
+        checks.require_present(df[id_column], id_column, source, first_row=first_row)
         out["id"] = df[id_column]
     return out
 

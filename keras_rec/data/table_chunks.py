@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from keras_rec.data import _row_checks as checks
-from keras_rec.data._table_io import PARQUET_SUFFIXES, check_file, table_format
+from keras_rec.data._table_io import (
+    PARQUET_SUFFIXES,
+    check_file,
+    read_jsonl_chunks,
+    table_format,
+)
 from keras_rec.data.errors import DataValidationError
 
 CHUNK_ROWS = 1_000_000
@@ -55,37 +61,74 @@ def table_chunks(
         files = [path]
     position = 0
     for file in files:
-        for chunk in _file_chunks(file, list(columns), chunk_rows, encoding):
+        for chunk in file_chunks(file, list(columns), chunk_rows, encoding):
             yield position, chunk
             position += len(chunk)
     if position == 0:
         raise DataValidationError(f"File '{path}' has no data rows.")
 
 
-def _file_chunks(path: str, columns: list[str], chunk_rows: int, encoding: str):
-    source = f"File '{path}'"
-    if table_format(path) == "parquet":
-        import fsspec
-        import pyarrow.parquet as pq
+def file_chunks(
+    path: str,
+    columns: list[str],
+    chunk_rows: int,
+    encoding: str = "utf-8",
+    opener: Callable[[str], Any] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """DataFrames of up to `chunk_rows` rows of `columns` of one file, in file order.
 
-        # No pre-buffering: it reads whole column chunks ahead, doubling the peak.
-        with (
-            fsspec.open(path, "rb") as file,
-            pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20) as parquet,
-        ):
-            names = parquet.schema_arrow.names
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise DataValidationError(
-                    f"{source} has no column(s) {missing}. Columns present: {names}."
-                )
-            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pandas()
-        return
-    sep = "\t" if table_format(path) == "tsv" else ","
+    Types as in `table_chunks` (JSON Lines values keep their JSON types).
+
+    Args:
+        path: str. The file; its extension picks the format.
+        columns: the columns to read; each must be present.
+        chunk_rows: int. Rows per chunk.
+        encoding: str. Text encoding of a CSV or JSON Lines file.
+        opener: callable or None. `opener(path)` returns a context manager
+            of a binary file, decompressed (e.g. Apache Beam's
+            `FileSystems.open`); `None` opens with fsspec.
+    """
+    import fsspec
+
+    source = f"File '{path}'"
+    fmt = table_format(path)
+    if opener is None:
+
+        def opener(name):
+            return fsspec.open(name, "rb", compression="infer")
+
+    with opener(path) as file:
+        if fmt == "parquet":
+            yield from _parquet_chunks(file, columns, chunk_rows, source)
+        elif fmt == "jsonl":
+            for chunk in read_jsonl_chunks(file, encoding, chunk_rows, name=path):
+                checks.require_columns(chunk, columns, source)
+                yield chunk[columns].reset_index(drop=True)
+        else:
+            yield from _csv_chunks(
+                file, "\t" if fmt == "tsv" else ",", columns, chunk_rows, encoding, source
+            )
+
+
+def _parquet_chunks(file, columns: list[str], chunk_rows: int, source: str):
+    import pyarrow.parquet as pq
+
+    # No pre-buffering: it reads whole column chunks ahead, doubling the peak.
+    with pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20) as parquet:
+        names = parquet.schema_arrow.names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise DataValidationError(
+                f"{source} has no column(s) {missing}. Columns present: {names}."
+            )
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+            yield batch.to_pandas()
+
+
+def _csv_chunks(file, sep: str, columns: list[str], chunk_rows: int, encoding: str, source: str):
     try:
         reader = pd.read_csv(
-            path,
+            file,
             sep=sep,
             encoding=encoding,
             dtype=str,

@@ -234,6 +234,14 @@ class CacheNamespace:
             except FileNotFoundError:
                 pass
 
+    def release_vectors(self) -> None:
+        """Forgets the shard vectors read so far (they are read again when asked for).
+
+        A long-lived reader that looks up many texts calls this between
+        batches, so memory holds one batch's shards rather than the cache.
+        """
+        self._shard_vectors.clear()
+
     # --- Writing -----------------------------------------------------------
 
     def add(self, keys: Sequence[str], vectors: np.ndarray) -> str:

@@ -35,26 +35,6 @@ def text_embedder(sentence_encoder=None, cache=None, hub_dir: str | None = None)
         return embed_cached
     if hub_dir is None:
         raise ValueError("Pass a `sentence_encoder` or a `hub_dir`.")
+    from keras_rec.embeddings.hub_sentence_encoder import HubSentenceEncoder
 
-    import os
-
-    import tensorflow as tf
-
-    from keras_rec.hub.hub_layer import register_tf_text_ops
-
-    register_tf_text_ops()
-    preprocess = tf.saved_model.load(os.path.join(hub_dir, "preprocess"))
-    encoder = tf.saved_model.load(os.path.join(hub_dir, "encoder"))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def embed_batch(text):
-        return encoder(preprocess(text), training=False)["sentence_embedding"]
-
-    def embed(texts):
-        texts = list(texts)
-        parts = [
-            embed_batch(tf.constant(texts[i : i + 64])).numpy() for i in range(0, len(texts), 64)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-
-    return embed
+    return HubSentenceEncoder(hub_dir).encode
