@@ -74,8 +74,8 @@ class CachedEncoder:
     killed resumes where it stopped.
 
     Args:
-        encoder: `SentenceEncoder` or None. `None` builds the default
-            (all-MiniLM-L6-v2, embedded).
+        encoder: `SentenceEncoder`, `HubSentenceEncoder` or None. `None`
+            builds the default (all-MiniLM-L6-v2, embedded).
         cache: `EmbeddingCache`, str or None. A cache, or its root (local
             directory or fsspec URL). `None` uses the default local cache.
         chunk_size: int. Texts encoded per committed shard.

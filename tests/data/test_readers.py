@@ -315,3 +315,28 @@ def test_bad_duplicates_argument(tmp_path):
         ValueError, match="`duplicates` must be one of .* Received: duplicates='first'"
     ):
         read_interactions(tmp_path / "x.csv", duplicates="first")
+
+
+def test_json_lines_text_labels_and_chunks(tmp_path):
+    from keras_rec.data.table_chunks import file_chunks
+
+    path = tmp_path / "texts.jsonl"
+    path.write_text(
+        '{"id": 7, "body": "first"}\n{"id": 8, "body": null}\n{"id": 9, "body": "third"}\n'
+    )
+    with pytest.raises(DataValidationError, match="1 row: 2 "):
+        read_text_labels(path, text_column="body", label_column=None, id_column="id")
+    df = read_text_labels(
+        path, text_column="body", label_column=None, id_column="id", missing_text="empty"
+    )
+    assert df["text"].tolist() == ["first", "", "third"]
+    assert df["id"].tolist() == [7, 8, 9]  # JSON numbers stay numbers.
+    chunks = list(file_chunks(str(path), ["body", "id"], chunk_rows=2))
+    assert [len(chunk) for chunk in chunks] == [2, 1]
+    assert chunks[1]["body"].tolist() == ["third"]
+    gz = tmp_path / "texts.jsonl.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert read_table(gz)["id"].tolist() == [7, 8, 9]
+    (tmp_path / "bad.jsonl").write_text('{"id": 1, "body": "a"}\nnot json\n')
+    with pytest.raises(DataValidationError, match="not valid JSON Lines"):
+        read_table(tmp_path / "bad.jsonl")
