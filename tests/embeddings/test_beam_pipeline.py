@@ -224,6 +224,15 @@ def test_command_line_errors(tmp_path, capsys):
         main([*common, "--runner", "direct", "--shard", "0/2"])
     with pytest.raises(SystemExit, match="--direct_num_workers=2"):
         main([*common, "--direct_num_workers=2"])
+    assert main([*common, "--runner", "direct", "--no_such_option=1"]) == 2
+    assert "['no_such_option']" in capsys.readouterr().err
+    assert main([*common, "--runner", "direct"]) == 2
+    error = capsys.readouterr().err
+    assert "No file matches" in error and "Loading weights" not in error  # Before the model.
+    pd.DataFrame({"id": [1], "text": ["a"]}).to_parquet(tmp_path / "texts.parquet")
+    assert main([*common, "--runner", "direct"]) == 2
+    error = capsys.readouterr().err
+    assert "no column(s) ['body']" in error and "Loading weights" not in error
     assert main([*common, "--runner", "dataflow", "--project", "p"]) == 2
     error = capsys.readouterr().err
     assert "URLs they reach" in error and "'cache'" in error and "'input'" in error

@@ -36,7 +36,8 @@ from keras_rec.embeddings.beam.encoder_handler import TextEncoderModelHandler, t
 from keras_rec.embeddings.beam.text_rows import (
     METRICS_NAMESPACE,
     ReadTextRows,
-    first_file_id_type,
+    arrow_type,
+    first_file_sample,
 )
 from keras_rec.embeddings.embedding_cache import EmbeddingCache, text_key
 from keras_rec.embeddings.encoder_settings import EncoderSettings
@@ -134,12 +135,16 @@ def embed_with_beam(
                 f"With runner={runner!r} the workers cannot see this machine's disk: pass "
                 f"URLs they reach (gs://, s3://) for {sorted(local)}. Received: {local}"
             )
+    options = _pipeline_options(beam_args)
+    # The input is checked (and its id type learnt) before the model loads.
+    columns = [text_column] + ([id_column] if id_column else [])
+    sample = first_file_sample(input_pattern, columns, encoding)
+    id_type = arrow_type(sample[id_column]) if id_column else None
     encoder = settings.build(show_progress_bar=False)
     identity = encoder.identity()
     del encoder
-    schema = output_schema(input_pattern, id_column, identity["embedding_dim"], encoding)
+    schema = output_schema(identity["embedding_dim"], id_column, id_type)
 
-    options = PipelineOptions(list(beam_args))
     pipeline_runner = _runner(runner_name)
     if worker_threads is None and runner_name == RUNNERS["direct"]:
         worker_threads = _local_worker_threads(options)
@@ -259,16 +264,13 @@ def build_embed_pipeline(
     return embedded
 
 
-def output_schema(
-    input_pattern: str, id_column: str | None, embedding_dim: int, encoding: str = "utf-8"
-) -> pa.Schema:
-    """The Arrow schema of the output: [id column,] `text`, `embedding`."""
+def output_schema(embedding_dim: int, id_column: str | None = None, id_type=None) -> pa.Schema:
+    """The Arrow schema of the output: [`id_column` of `id_type`,] `text`, `embedding`."""
     fields = [
         pa.field("text", pa.string()),
         pa.field("embedding", pa.list_(pa.float32(), int(embedding_dim))),
     ]
     if id_column is not None:
-        id_type = first_file_id_type(input_pattern, id_column, encoding)
         fields.insert(0, pa.field(id_column, id_type))
     return pa.schema(fields)
 
@@ -328,6 +330,20 @@ def _remove_sink_temporaries(output_path: str, keep: set[str]) -> None:
     fs, _ = fsspec.core.url_to_fs(str(output_path))
     for entry in _sink_temporaries(output_path) - keep:
         fs.rm(entry, recursive=True)
+
+
+def _pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+    """Beam's options; an option Beam does not know is an error (Beam would drop it)."""
+    options = PipelineOptions(list(beam_args))
+    known = options.get_all_options()
+    unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
+    if unknown:
+        raise ValueError(
+            f"Neither keras-rec embed nor Apache Beam knows the option(s) {unknown} "
+            "(Beam would drop them). Check their spelling against Beam's pipeline "
+            f"options. Received: {list(beam_args)}"
+        )
+    return options
 
 
 def _local_worker_threads(options: PipelineOptions) -> int | None:

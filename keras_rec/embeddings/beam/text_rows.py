@@ -98,15 +98,29 @@ class _ReadFileRows(beam.DoFn):
             raise DataValidationError(f"File '{path}' has no data rows.")
 
 
-def first_file_id_type(file_pattern: str, id_column: str, encoding: str = "utf-8") -> Any:
-    """The Arrow type the id column gets in the output, read from the first matched file."""
-    import pyarrow as pa
+def first_file_sample(file_pattern: str, columns: list[str], encoding: str = "utf-8"):
+    """The first rows of `columns` of the first file (by name) matching `file_pattern`.
 
+    Read before a pipeline starts, so that a wrong pattern or column fails
+    at once, and to learn the id column's type.
+
+    Raises:
+        FileNotFoundError: no file matches.
+        DataValidationError: a column is missing, or the file has no rows.
+    """
     matches = FileSystems.match([file_pattern])[0].metadata_list
     if not matches:
         raise FileNotFoundError(f"No file matches the input pattern '{file_pattern}'.")
     first = sorted(metadata.path for metadata in matches)[0]
-    chunk = next(file_chunks(first, [id_column], 1000, encoding, open_with_beam), None)
+    chunk = next(file_chunks(first, columns, 1000, encoding, open_with_beam), None)
     if chunk is None or chunk.empty:
         raise DataValidationError(f"File '{first}' has no data rows.")
-    return pa.Schema.from_pandas(chunk[[id_column]], preserve_index=False).field(id_column).type
+    return chunk
+
+
+def arrow_type(values) -> Any:
+    """The Arrow type pandas `values` get in a Parquet file."""
+    import pyarrow as pa
+
+    frame = values.to_frame(name="values")
+    return pa.Schema.from_pandas(frame, preserve_index=False).field("values").type
