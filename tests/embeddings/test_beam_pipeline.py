@@ -147,7 +147,7 @@ def test_a_batch_that_always_fails_fails_the_run_leaving_no_output_nor_partial_s
     args = [*_embed(source, output, cache), "--model", tiny_model_path, "--runner", "direct"]
     calls = _fail_when_encoding(monkeypatch, texts[5], failures=None)
     with pytest.raises(Exception, match="injected encoder failure"):
-        main([*args, "--verbose"])
+        main(args)
     assert calls["failed"] >= 3  # Every try of the handler.
     assert not output.exists()
     for namespace in EmbeddingCache(cache).namespaces():
