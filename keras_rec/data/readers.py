@@ -108,11 +108,7 @@ def read_text_labels(
     df = keras_rec.data.read_text_labels("reviews.csv", label_column="stars")
     ```
     """
-    if missing_text not in _MISSING_TEXT:
-        raise ValueError(
-            f"`missing_text` must be one of {_MISSING_TEXT}. "
-            f"Received: missing_text={missing_text!r}"
-        )
+    _check_missing_text(missing_text)
     path = os.fspath(path)
     source = f"File '{path}'"
     wanted = {"text": text_column, "label": label_column, "id": id_column}
@@ -140,11 +136,7 @@ def text_frame(
     checked for uniqueness here: that needs the whole file). `first_row` is
     the chunk's 0-based position in the file, so errors name file rows.
     """
-    if missing_text not in _MISSING_TEXT:
-        raise ValueError(
-            f"`missing_text` must be one of {_MISSING_TEXT}. "
-            f"Received: missing_text={missing_text!r}"
-        )
+    _check_missing_text(missing_text)
     text = df[text_column]
     if missing_text == "error":
         checks.require_present(
@@ -239,6 +231,14 @@ def read_interactions(
         keep = ~out.duplicated(["user_id", "item_id"], keep="last").to_numpy()
         out = out[keep].reset_index(drop=True)
     return out
+
+
+def _check_missing_text(missing_text: str) -> None:
+    if missing_text not in _MISSING_TEXT:
+        raise ValueError(
+            f"`missing_text` must be one of {_MISSING_TEXT}. "
+            f"Received: missing_text={missing_text!r}"
+        )
 
 
 def _load_typed(path: str, columns: list[str], encoding: str) -> pd.DataFrame:

@@ -79,13 +79,17 @@ def embedding_row_group_rows(dim: int) -> int:
     return max(1024, ROW_GROUP_BYTES // (4 * max(int(dim), 1)))
 
 
+def embedding_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """float32 vectors `[N, D]` as the `embedding` column: a fixed-size list of float32."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+
+
 def write_embeddings_parquet(frame: pd.DataFrame, vectors: np.ndarray, path: str) -> None:
     """Writes `frame` plus an `embedding` column atomically to `path`."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    flat = pa.array(vectors.reshape(-1), type=pa.float32())
-    embedding = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
-    table = table.append_column("embedding", embedding)
+    table = table.append_column("embedding", embedding_column(vectors))
     fs, fs_path = fsspec.core.url_to_fs(os.fspath(path))
     with open_atomic(fs, fs_path) as file:
         pq.write_table(table, file, row_group_size=embedding_row_group_rows(vectors.shape[1]))

@@ -66,9 +66,9 @@ class HubSentenceEncoder:
         self.hub_dir = hub_dir
         self.batch_size = batch_size
         self.normalize = bool(normalize)
-        self._embed_batch = _load_modules(
-            hub_dir, self.metadata.get("sentence_embedding_key", SENTENCE_EMBEDDING_KEY)
-        )
+        self._output_key = self.metadata.get("sentence_embedding_key", SENTENCE_EMBEDDING_KEY)
+        # Loaded on the first `encode`: the identity needs only the metadata.
+        self._embed_batch = None
 
     @property
     def embedding_dim(self) -> int:
@@ -99,6 +99,8 @@ class HubSentenceEncoder:
         import tensorflow as tf
 
         texts = _as_text_list(texts)
+        if self._embed_batch is None:
+            self._embed_batch = _load_modules(self.hub_dir, self._output_key)
         parts = [
             self._embed_batch(tf.constant(texts[start : start + self.batch_size])).numpy()
             for start in range(0, len(texts), self.batch_size)

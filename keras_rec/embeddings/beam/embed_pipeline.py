@@ -39,6 +39,7 @@ from keras_rec.embeddings.beam.text_rows import (
     arrow_type,
     first_file_sample,
 )
+from keras_rec.embeddings.embed_table import embedding_column
 from keras_rec.embeddings.embedding_cache import EmbeddingCache, text_key
 from keras_rec.embeddings.encoder_settings import EncoderSettings
 
@@ -245,15 +246,7 @@ def build_embed_pipeline(
         | "JoinRowsAndVectors" >> beam.CoGroupByKey()
         | "RowsWithVector" >> beam.FlatMap(_rows_with_vector)
     )
-    duplicate_ids = beam.pvalue.AsSingleton(
-        pipeline | "NoIdColumn" >> beam.Create([[]])
-        if id_column is None
-        else rows
-        | "Ids" >> beam.Map(lambda row: row[0])
-        | "CountIds" >> beam.combiners.Count.PerElement()
-        | "Repeated" >> beam.Filter(lambda pair: pair[1] > 1)
-        | "SomeRepeated" >> beam.combiners.Sample.FixedSizeGlobally(10)
-    )
+    duplicate_ids = beam.pvalue.AsSingleton(_repeated_ids(pipeline, rows, id_column))
     _ = (
         embedded
         | "OutputBatches" >> beam.BatchElements(_OUTPUT_BATCH, _OUTPUT_BATCH)
@@ -284,6 +277,19 @@ def _rows_with_vector(joined):
         yield row_id, text, vectors[0]
 
 
+def _repeated_ids(pipeline, rows, id_column: str | None):
+    """One element: up to 10 `(id, count)` pairs of ids on several rows (`[]` without ids)."""
+    if id_column is None:
+        return pipeline | "NoIdColumn" >> beam.Create([[]])
+    return (
+        rows
+        | "Ids" >> beam.Map(lambda row: row[0])
+        | "CountIds" >> beam.combiners.Count.PerElement()
+        | "Repeated" >> beam.Filter(lambda pair: pair[1] > 1)
+        | "SomeRepeated" >> beam.combiners.Sample.FixedSizeGlobally(10)
+    )
+
+
 class _ArrowTables(beam.DoFn):
     """Batches of `(id, text, vector)` -> Arrow tables of the output schema."""
 
@@ -298,10 +304,7 @@ class _ArrowTables(beam.DoFn):
             raise DataValidationError(
                 f"The input's `{self.id_column}` column must hold unique ids; repeated: {shown}."
             )
-        vectors = np.stack([vector for _, _, vector in batch]).astype(np.float32, copy=False)
-        embedding = pa.FixedSizeListArray.from_arrays(
-            pa.array(vectors.reshape(-1), type=pa.float32()), vectors.shape[1]
-        )
+        embedding = embedding_column(np.stack([vector for _, _, vector in batch]))
         columns = [pa.array([text for _, text, _ in batch], type=pa.string()), embedding]
         if self.id_column is not None:
             id_type = self.schema.field(0).type
