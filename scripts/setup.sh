@@ -7,6 +7,7 @@
 #   bash scripts/setup.sh dev,s3     # any extras of pyproject.toml, comma-separated
 #   bash scripts/setup.sh benchmarks # + the CPU peers of benchmarks/encoder.py
 #   bash scripts/setup.sh beam       # + Apache Beam, for `keras-rec embed --runner`
+#   bash scripts/setup.sh notebooks  # + JupyterLab: .venv/bin/jupyter lab notebooks/
 #
 # PyTorch is installed first and pinned, because sentence-transformers asks for
 # an unpinned `torch`, which pulls the newest CUDA build (several GB). Override

@@ -32,6 +32,8 @@ EXAMPLE_QUERIES = (
 UNKNOWN_USER_ID = 999_999
 RANKER_BATCH_SIZE = 1024
 PREDICT_CHUNK = 65_536
+# The figures of each baseline the printed summary keeps (the report keeps all).
+BASELINE_SUMMARY = ("top100_accuracy", "user_recall_at_10", "user_ndcg_at_10", "user_mrr")
 
 
 def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
@@ -49,13 +51,15 @@ def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
        id) and an item tower (text embedding, id), trained with in-batch
        softmax (temperature, log-Q, accidental hits removed) under the
        `tf.distribute` strategy, stopped early on the validation loss.
-    4. On validation: the epochs, EASE's `l2` and the two-stage model's
-       re-ranker (trained on the towers' top-`recommend_candidates` for
-       the validation pairs); then the towers are refit on training +
-       validation for the chosen epochs (`refit`).
-    5. Evaluation with known items removed per user, beside a popularity
-       baseline: top-100 accuracy, Recall/NDCG@10/100, MRR, cold start,
-       for the towers alone and for the two-stage model.
+    4. On validation: the epochs, the `l2` of the EASE baseline and of
+       the EASE feature, and the two-stage model's re-ranker (trained on
+       the towers' top-`recommend_candidates` for the validation pairs);
+       then the towers are refit on training + validation for the chosen
+       epochs (`refit`).
+    5. Evaluation with known items removed per user, beside the
+       popularity and EASE baselines (EASE fit on the towers' training
+       pairs): top-100 accuracy, Recall/NDCG@10/100, MRR, cold start, for
+       the towers alone and for the two-stage model.
     6. The ranker (concatenate -> MLP) on the text embeddings.
     7. `keras_rec.serving.export` of `user_tower`, `item_tower`, `ranker`,
        `retrieval` (user id -> top-K), `recommend` (user id -> top-K after
@@ -162,6 +166,9 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
         "two-tower": metrics.pop("recall_curve"),
         "popularity": popularity.pop("recall_curve"),
     }
+    ease = _ease_baseline(config, inputs, validation, users)
+    if "recall_curve" in ease:
+        curves["EASE"] = ease.pop("recall_curve")
     recommend = None
     if stage_two is not None:
         recommend = _two_stage(
@@ -194,6 +201,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     report = {
         "retrieval": metrics,
         "popularity": popularity,
+        "ease": ease,
         "recall_curves": {name: {str(k): v for k, v in c.items()} for name, c in curves.items()},
         "ranker": ranker_metrics,
         "split": data_report,
@@ -218,10 +226,8 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
     peak_rss["evaluation_and_export"] = peak_rss_mb()
     summary = {
         **{k: metrics[k] for k in metrics if k != "test_pairs"},
-        "popularity": {
-            k: popularity[k]
-            for k in ("top100_accuracy", "user_recall_at_10", "user_ndcg_at_10", "user_mrr")
-        },
+        "popularity": {k: popularity[k] for k in BASELINE_SUMMARY},
+        "ease": {k: ease[k] for k in BASELINE_SUMMARY if k in ease} or ease,
         "ranker": ranker_metrics,
         "train_pairs": int(len(inputs.train_items)),
         "validation_pairs": validation.get("pairs", 0),
@@ -272,6 +278,7 @@ def _train_recommender(config: RecommenderTrainingConfig, run, tracker) -> dict[
             {
                 **metrics,
                 "popularity": popularity,
+                **({"ease": ease} if "skipped" not in ease else {}),
                 "ranker": ranker_metrics,
                 "train_seconds": train_seconds,
             }
@@ -394,6 +401,8 @@ def _select_on_validation(config, inputs, retrieval, history, run):
         ),
         "chosen_epochs": min(chosen, config.epochs),
     }
+    if config.ease_baseline:
+        report["ease"] = _tune_ease_baseline(inputs)
     if not config.recommend_candidates:
         return report, None
     item_item = {}
@@ -431,6 +440,43 @@ def _select_on_validation(config, inputs, retrieval, history, run):
         "holdout_two_stage": evaluate_retrieval(two_stage_scores(scored), view, users=held_users),
     }
     return report, stage_two
+
+
+def _tune_ease_baseline(inputs) -> dict:
+    """EASE's `l2` chosen on the validation pairs, or why there is no EASE baseline."""
+    from keras_rec.recommender.baseline_tuning import tune_ease, validation_choice
+    from keras_rec.recommender.item_item_baselines import MAX_ITEM_ITEM_ITEMS
+
+    if inputs.num_items > MAX_ITEM_ITEM_ITEMS:
+        return {
+            "skipped": f"{inputs.num_items:,} items: EASE's dense item x item solve is "
+            f"limited to {MAX_ITEM_ITEM_ITEMS:,}"
+        }
+    l2, results = tune_ease(inputs)
+    return {"chosen": {"l2": l2}, "validation_ndcg_at_10": validation_choice(results)}
+
+
+def _ease_baseline(config, inputs, validation, users) -> dict:
+    """EASE's test figures (with `recall_curve`), fit on the towers' training pairs.
+
+    Returns `{"skipped": reason}` when there is none (`ease_baseline`
+    off, no validation split to choose `l2` on, too many items).
+    """
+    from keras_rec.recommender.baseline_tuning import training_matrix
+    from keras_rec.recommender.item_item_baselines import ease_weights, item_item_scores
+    from keras_rec.recommender.retrieval_evaluation import CURVE_KS, evaluate_retrieval
+
+    if not config.ease_baseline:
+        return {"skipped": "ease_baseline is off"}
+    if not validation:
+        return {"skipped": "no validation split to choose EASE's l2 on"}
+    tuned = validation["ease"]
+    if "skipped" in tuned:
+        return dict(tuned)
+    l2 = tuned["chosen"]["l2"]
+    matrix = training_matrix(inputs)
+    scores = item_item_scores(matrix, ease_weights(matrix, l2))
+    return {"l2": l2, **evaluate_retrieval(scores, inputs, CURVE_KS, users)}
 
 
 def _item_neighbors(config, inputs, item_item) -> tuple:

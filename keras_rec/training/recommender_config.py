@@ -91,6 +91,11 @@ class RecommenderTrainingConfig(RunConfig):
         item_neighbors: int. Per item, the strongest EASE item-item weights
             kept for the re-ranker's `item_item_score` feature (EASE's `l2`
             chosen on validation; 0, or over 20,000 items: no such feature).
+        ease_baseline: bool. Evaluate EASE (Steck 2019, `l2` chosen on
+            validation, fit on the same pairs as the towers) beside
+            popularity: the strongest baseline of `benchmarks/
+            recommender_quality.py`. Needs a validation split and at most
+            20,000 items (otherwise skipped, saying why in the report).
         refit: bool. After choosing the epochs on validation, retrain the
             towers on training + validation for that many epochs (the
             exported towers and the test figures are the refit ones).
@@ -176,5 +181,6 @@ class RecommenderTrainingConfig(RunConfig):
     )
     reranker_epochs: int = flag(30, "most epochs of the re-ranker (early stopping)")
     item_neighbors: int = flag(1000, "EASE neighbors per item for the re-ranker (0: none)")
+    ease_baseline: bool = flag(True, "no EASE baseline beside popularity")
     refit: bool = flag(True, "no refit of the towers on training + validation")
     mlflow_experiment: str = "keras_rec-recommender"

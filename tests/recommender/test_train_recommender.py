@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_rec.cli import main
 from keras_rec.data import DataValidationError
-from keras_rec.recommender.baseline_tuning import TEXT_EASE_L2_GRID
+from keras_rec.recommender.baseline_tuning import EASE_L2_GRID, TEXT_EASE_L2_GRID
 from keras_rec.recommender.interactions import (
     check_interactions,
     cold_start_split,
@@ -94,6 +94,26 @@ def test_script_prints_metrics_and_writes_metrics_json(trained):
         == (summary["popularity"]["top100_accuracy"])
     )
     assert os.path.isfile(os.path.join(summary["run_dir"], "metrics.json"))
+
+
+def test_ease_baseline_is_tuned_on_validation_and_beside_popularity(trained):
+    summary = trained["summary"]
+    tuned = summary["validation"]["ease"]
+    assert sorted(tuned["validation_ndcg_at_10"]) == sorted(str(v) for v in EASE_L2_GRID)
+    chosen = tuned["chosen"]["l2"]
+    assert tuned["validation_ndcg_at_10"][str(chosen)] == max(
+        tuned["validation_ndcg_at_10"].values()
+    )
+    with open(summary["metrics_json"]) as file:
+        report = json.load(file)["report"]
+    assert report["ease"]["l2"] == chosen
+    assert summary["ease"]["user_recall_at_10"] == report["ease"]["user_recall_at_10"]
+    # A real ranking: well above a random one's expected Recall@100 (100 / items).
+    assert report["ease"]["user_recall_at_100"] > 3 * 100 / summary["items"]
+    curves = report["recall_curves"]
+    assert set(curves) == {"two-tower", "two-stage", "popularity", "EASE"}
+    recall = [curves["EASE"][k] for k in sorted(curves["EASE"], key=int)]
+    assert recall == sorted(recall) and recall[-1] <= 1.0
 
 
 def test_six_exports_load_in_tensorflow_and_carry_metrics(trained):
@@ -316,3 +336,21 @@ def test_mlflow_run_is_read_back(trained):
     assert predicted["titles"][0][0] == served["titles"].numpy()[0, 0].decode()
     st = mlflow.sentence_transformers.load_model(summary["mlflow_sentence_transformer_uri"])
     assert st.encode(texts).shape == (2, 32)
+
+
+def test_ease_baseline_says_why_it_is_skipped():
+    import types
+
+    from keras_rec.recommender.train_recommender import _ease_baseline, _tune_ease_baseline
+
+    config = RecommenderTrainingConfig()
+    assert _ease_baseline(config, None, {}, None) == {
+        "skipped": "no validation split to choose EASE's l2 on"
+    }
+    off = RecommenderTrainingConfig(ease_baseline=False)
+    assert _ease_baseline(off, None, {"ease": {}}, None) == {"skipped": "ease_baseline is off"}
+    too_many = _tune_ease_baseline(types.SimpleNamespace(num_items=20_001))
+    assert too_many == {
+        "skipped": "20,001 items: EASE's dense item x item solve is limited to 20,000"
+    }
+    assert _ease_baseline(config, None, {"ease": too_many}, None) == too_many
