@@ -59,6 +59,7 @@ def run_notebook(path: pathlib.Path, small: bool, timeout: int, kernel: str = "p
     previous = os.environ.get(SMALL_SETTINGS_VARIABLE)
     os.environ[SMALL_SETTINGS_VARIABLE] = "1" if small else "0"
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="keras_rec_notebook_run_") as scratch:

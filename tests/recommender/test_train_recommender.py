@@ -308,6 +308,7 @@ def test_mlflow_run_is_read_back(trained):
     metrics = run.data.metrics
     assert metrics["top100_accuracy"] == pytest.approx(summary["top100_accuracy"])
     assert metrics["popularity.user_recall_at_10"] == summary["popularity"]["user_recall_at_10"]
+    assert metrics["ease.user_ndcg_at_10"] == summary["ease"]["user_ndcg_at_10"]
     assert "ranker.test_auc" in metrics and "cold_start_recall_at_100" in metrics
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1]
     assert len(client.get_metric_history(run.info.run_id, "ranker_loss")) == 1
