@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.precision import SERVING_TOLERANCE
 from keras_rec.training.classifier_config import ClassifierTrainingConfig
 from keras_rec.training.script_arguments import config_dict, require_positive_ints
 
@@ -227,6 +228,7 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
         examples=examples,
         signatures={"serving_default": classifier_serving_function(model, vocabulary)},
         target=config.target,
+        atol=SERVING_TOLERANCE[config.encoder_precision],
         chief=run.chief,
         assets_extra={
             "metrics.json": json.dumps(metrics, indent=1),

@@ -73,7 +73,7 @@ def export_hub(
     )
     from keras_rec.hub.encoder_export import save_encoder
     from keras_rec.hub.wordpiece_preprocessor import build_preprocessor, save_preprocessor
-    from keras_rec.precision import check_precision
+    from keras_rec.precision import SERVING_TOLERANCE, check_precision
 
     start = time.perf_counter()
     check_precision(precision)
@@ -104,7 +104,9 @@ def export_hub(
 
             assert_servable(preprocess_dir, target)
             assert_servable(encoder_dir, target)
-        serving_checks = _check_serving(preprocessor, preprocess_dir, encoder, encoder_dir)
+        serving_checks = _check_serving(
+            preprocessor, preprocess_dir, encoder, encoder_dir, SERVING_TOLERANCE[precision]
+        )
         metadata = {
             "model": model_name or identity["model_name"],
             "model_fingerprint": identity["model_fingerprint"],
@@ -135,8 +137,11 @@ def export_hub(
 _CHECK_TEXTS = ("A film about toys that come to life.", "", "naïve café, 東京 🎬")
 
 
-def _check_serving(preprocessor, preprocess_dir, encoder, encoder_dir) -> dict[str, float]:
-    """Both SavedModels answer `serving_default` as in memory, through TF Serving's loader."""
+def _check_serving(
+    preprocessor, preprocess_dir, encoder, encoder_dir, tolerance: float
+) -> dict[str, float]:
+    """Both SavedModels answer `serving_default` as in memory (within `tolerance`),
+    through TF Serving's loader."""
     import numpy as np
 
     from keras_rec.serving.saved_model_ops import serving_signature_specs
@@ -155,7 +160,7 @@ def _check_serving(preprocessor, preprocess_dir, encoder, encoder_dir) -> dict[s
     ):
         batches = {size: take_rows(inputs, size) for size in (len(_CHECK_TEXTS), 1)}
         expected = {size: call_signature(function, batch) for size, batch in batches.items()}
-        report = check_serving(directory, batches, expected)
+        report = check_serving(directory, batches, expected, atol=tolerance, rtol=tolerance)
         seconds[os.path.basename(directory)] = report["seconds"]
     return seconds
 

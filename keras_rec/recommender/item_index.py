@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 TUNING_QUERIES = 1000
 # Recall a doubling of nprobe must add for the search to go on below the target.
 PLATEAU_GAIN = 0.001
+# Relative score gap under which a found item ties the k-th exact one (float32
+# dot products of a few hundred terms differ by ~1e-6 between kernels).
+TIE_TOLERANCE = 1e-5
 # The file, in `assets.extra/`, describing the index of a served model.
 INDEX_FILE = "retrieval_index.json"
 # Items scored at once by `exact_top_k` (bounds the [queries, block] score matrix).
@@ -223,11 +226,16 @@ def tuning_rows(count: int, seed: int) -> np.ndarray:
 def tune_nprobe(layer, item_vectors, queries, exclude, target_recall: float):
     """The smallest `nprobe` reaching `target_recall`@k against exact on `queries`.
 
+    Recall is `overlap_recall` with ties counted (duplicate items).
+
     Tries 1, 2, 4, ... partitions, then bisects between the last two, and
-    sets the layer's `nprobe` to the answer. When doubling `nprobe` gains
-    less than `PLATEAU_GAIN` recall before the target (compressed storage
-    caps recall below it), the search stops there: more partitions would
-    only cost time, and the report's `recall` says what was reached.
+    sets the layer's `nprobe` to the answer. With compressed storage
+    (bfloat16, int8), which caps recall below 1, the search stops when
+    doubling `nprobe` gains less than `PLATEAU_GAIN` recall before the
+    target: more partitions would only cost time, and the report's
+    `recall` says what was reached. Float32 storage at full probe is exact,
+    so its search goes on to the target (recall can stay flat over a few
+    doublings and then rise).
 
     Returns:
         `(nprobe, recall at it, [[nprobe, recall], ...] in the order tried)`.
@@ -239,7 +247,7 @@ def tune_nprobe(layer, item_vectors, queries, exclude, target_recall: float):
     def recall_at(nprobe: int) -> float:
         if nprobe not in tried:
             layer.set_nprobe(nprobe)
-            tried[nprobe] = overlap_recall(search(queries, exclude), exact)
+            tried[nprobe] = overlap_recall(search(queries, exclude), exact, item_vectors, queries)
         return tried[nprobe]
 
     # Below `floor`, some queries probe more partitions than `nprobe` (to
@@ -247,7 +255,8 @@ def tune_nprobe(layer, item_vectors, queries, exclude, target_recall: float):
     floor = probes_needed(layer, queries, exclude)
     low, high = 0, 1
     while recall_at(high) < target_recall and high < layer.num_partitions:
-        if 0 < low and floor <= low and recall_at(high) - recall_at(low) < PLATEAU_GAIN:
+        capped = layer.storage != "float32"  # float32 at full probe is exact
+        if capped and 0 < low and floor <= low and recall_at(high) - recall_at(low) < PLATEAU_GAIN:
             logger.warning(
                 "IVF recall@%d levels off at %.4f (nprobe %d -> %d), below the target %.4f: "
                 "keeping nprobe %d. Float32 storage or more partitions may reach it.",
@@ -302,10 +311,30 @@ def exact_top_k(item_vectors, queries, k: int, exclude=None) -> np.ndarray:
     return np.take_along_axis(best_rows, order, axis=1)
 
 
-def overlap_recall(found, exact) -> float:
-    """Mean share of each query's exact top-k that `found` also returned."""
+def overlap_recall(found, exact, item_vectors=None, queries=None) -> float:
+    """Mean share of each query's exact top-k that `found` also returned.
+
+    With `item_vectors` and `queries` (the rows `found` and `exact` index),
+    ties count: a found item scoring within `TIE_TOLERANCE` (relative) of
+    the query's k-th exact score is a hit too. Duplicate items score the
+    same, and which of them a top-k keeps depends on the order its sums
+    ran in (AVX2 vs AVX-512 kernels), not on the index.
+    """
     found, exact = np.asarray(found), np.asarray(exact)
-    hits = [len(set(f.tolist()) & set(e.tolist())) for f, e in zip(found, exact)]
+    if item_vectors is None:
+        hits = [len(set(f.tolist()) & set(e.tolist())) for f, e in zip(found, exact)]
+        return float(np.mean(hits) / exact.shape[1])
+    vectors = np.asarray(item_vectors, np.float32)
+    queries = np.asarray(queries, np.float32)
+
+    def scores_of(rows):
+        return np.einsum("qd,qkd->qk", queries, vectors[np.maximum(rows, 0)])
+
+    kth = np.where(exact >= 0, scores_of(exact), np.inf).min(axis=1, keepdims=True)
+    valid = found >= 0
+    tied = scores_of(found) >= kth - TIE_TOLERANCE * np.maximum(np.abs(kth), 1.0)
+    in_exact = np.array([np.isin(f, e) for f, e in zip(found, exact)])
+    hits = np.minimum((valid & (in_exact | tied)).sum(axis=1), exact.shape[1])
     return float(np.mean(hits) / exact.shape[1])
 
 

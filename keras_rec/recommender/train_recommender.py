@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.precision import SERVING_TOLERANCE
 from keras_rec.training.recommender_config import RecommenderTrainingConfig
 from keras_rec.training.script_arguments import config_dict, require_positive_ints
 
@@ -1032,6 +1033,10 @@ def _export_all(
             signatures={"serving_default": signature},
             target=config.target,
             chief=chief,
+            # Only query_retrieval runs the TF Hub encoder.
+            atol=SERVING_TOLERANCE[
+                config.encoder_precision if name == "query_retrieval" else "float32"
+            ],
             assets_extra=assets_extra,
             metadata=metadata,
         )

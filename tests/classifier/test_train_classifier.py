@@ -1,5 +1,6 @@
 """End to end: `keras-rec train-classifier` on a small labelled file with a tiny encoder."""
 
+import dataclasses
 import json
 import os
 
@@ -82,6 +83,19 @@ def test_frozen_embeddings_come_from_the_cache(tmp_path, labelled_csv, tiny_mode
     again = train_classifier(_config(tmp_path, labelled_csv, tiny_model_path, epochs=1))
     assert again["embedding_cache"] == {"encoded": 0, "cached": seen}
     assert again["version"] == 2
+
+
+def test_bfloat16_encoder_exports_past_the_serving_check(tmp_path, labelled_csv, tiny_model_path):
+    """A bfloat16 encoder trains, exports (its serving check allowing bfloat16 rounding:
+    `SERVING_TOLERANCE`) and serves. MiniLM's own check is in tests/hub/test_export_hub.py."""
+    from keras_rec.hub.local_hub import hub_modules, hub_precision
+
+    config = _config(tmp_path, labelled_csv, tiny_model_path, epochs=1)
+    # The export answers through the Session loader in a fresh process before publishing.
+    summary = train_classifier(dataclasses.replace(config, encoder_precision="bfloat16"))
+    assert hub_precision(hub_modules(tiny_model_path, None, "bfloat16")[0]) == "bfloat16"
+    served = _served(summary["export_path"], ["the movie", "toy star"])
+    np.testing.assert_allclose(served["probabilities"].sum(axis=1), 1.0, atol=1e-3)
 
 
 def test_fine_tuning_trains_encoder_and_keeps_checkpoints(tmp_path, labelled_csv, tiny_model_path):

@@ -61,6 +61,25 @@ def test_ivf_recall_on_a_clustered_set_with_pruning():
     assert overlap_recall(found, exact_top_k(items, held_out, 10)) >= 0.9
 
 
+def test_recall_counts_duplicate_items_as_ties():
+    """Which of two equal items a top-k keeps is not the index's doing (kernel sum order)."""
+    items, queries = clustered(num_items=500)
+    items = np.concatenate([items, items])  # every item twice: rows i and i + 500
+    best = exact_top_k(items, queries, 1)
+    other_copy = np.where(best < 500, best + 500, best - 500)
+    assert overlap_recall(other_copy, best) == 0.0
+    assert overlap_recall(other_copy, best, items, queries) == 1.0
+    exact = exact_top_k(items, queries, 10)
+    # A genuinely worse item is still a miss.
+    worse = exact.copy()
+    worse[:, -1] = exact_top_k(items, queries, 60)[:, -1]
+    assert overlap_recall(worse, exact, items, queries) == pytest.approx(0.9)
+    # nprobe is tuned on that recall: all duplicates, yet the target is met before full probe.
+    settings = ItemIndexSettings("ivf", target_recall=0.95, num_partitions=40)
+    _, report = build_item_index(items, 10, settings, sample_queries=queries)
+    assert report["recall"] >= 0.95 and report["nprobe"] < 40
+
+
 def test_padding_and_excluded_items_are_never_returned():
     """Partitions smaller than k + excluded: the query probes on until it has enough."""
     items, queries = clustered(num_items=400)
