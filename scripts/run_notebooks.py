@@ -56,10 +56,12 @@ def run_notebook(path: pathlib.Path, small: bool, timeout: int, kernel: str = "p
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    previous = os.environ.get(SMALL_SETTINGS_VARIABLE)
-    os.environ[SMALL_SETTINGS_VARIABLE] = "1" if small else "0"
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    kernel_env = {
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **os.environ,
+        SMALL_SETTINGS_VARIABLE: "1" if small else "0",
+    }
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="keras_rec_notebook_run_") as scratch:
@@ -69,14 +71,9 @@ def run_notebook(path: pathlib.Path, small: bool, timeout: int, kernel: str = "p
                 kernel_name=kernel,
                 resources={"metadata": {"path": scratch}},
             )
-            client.execute()
+            client.execute(env=kernel_env)
     except nbclient.exceptions.CellExecutionError as error:
         raise NotebookRunError(f"{path.name} failed:\n{error}") from None
-    finally:
-        if previous is None:
-            os.environ.pop(SMALL_SETTINGS_VARIABLE, None)
-        else:
-            os.environ[SMALL_SETTINGS_VARIABLE] = previous
     return notebook, time.perf_counter() - start
 
 
@@ -110,13 +107,6 @@ def _has_png(output) -> bool:
     return "image/png" in output.get("data", {})
 
 
-def write_file_atomic(path: pathlib.Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="small settings (as the tests run)")
@@ -134,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown notebooks {unknown}; available: {sorted(available)}")
 
+    from fsspec.implementations.local import LocalFileSystem
+
+    from keras_rec.atomic_io import write_bytes_atomic
+
+    local = LocalFileSystem()
     results, figures = {}, {}
     for name in names:
         notebook, seconds = run_notebook(available[name], args.small, args.timeout)
@@ -152,13 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             import nbformat
 
             out = pathlib.Path(args.executed_dir) / f"{name}.ipynb"
-            write_file_atomic(out, nbformat.writes(notebook).encode("utf-8"))
+            write_bytes_atomic(local, str(out), nbformat.writes(notebook).encode("utf-8"))
         print(f"{name}: {seconds:.0f} s, {results[name]['images']} images, figures {sorted(drawn)}")
         sys.stdout.flush()
 
     figures_dir = pathlib.Path(args.figures_dir)
     for figure, png in sorted(figures.items()):
-        write_file_atomic(figures_dir / f"{figure}.png", png)
+        write_bytes_atomic(local, str(figures_dir / f"{figure}.png"), png)
     print(
         json.dumps(
             {
