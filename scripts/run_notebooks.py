@@ -3,9 +3,12 @@
     python scripts/run_notebooks.py                 # full settings, figures into notebooks/figures/
     python scripts/run_notebooks.py --small --figures-dir /tmp/figures   # small settings
     python scripts/run_notebooks.py --notebooks 02_recommender
+    python scripts/run_notebooks.py --small --model PATH   # another sentence-transformer
 
 Each notebook runs in a fresh Jupyter kernel (nbclient), in a scratch
-working directory, with `KERAS_REC_NOTEBOOK_SMALL` set from `--small`. A
+working directory, with `KERAS_REC_NOTEBOOK_SMALL` set from `--small` and
+`KERAS_REC_NOTEBOOK_MODEL` from `--model` (the notebooks' `MODEL`: None, the
+embedded all-MiniLM-L6-v2, unless given; the test suite gives a tiny one). A
 code cell tagged `figure:<name>` (cell metadata `tags`) is a README figure:
 its PNG output is written to `<figures-dir>/<name>.png`, so the README
 shows exactly what the notebook shows. A cell that raises stops the run
@@ -34,6 +37,7 @@ FIGURES_DIR = NOTEBOOK_DIR / "figures"
 FIGURE_TAG = "figure:"
 TARGET_SECONDS = 600
 SMALL_SETTINGS_VARIABLE = "KERAS_REC_NOTEBOOK_SMALL"
+MODEL_VARIABLE = "KERAS_REC_NOTEBOOK_MODEL"
 
 
 class NotebookRunError(RuntimeError):
@@ -50,7 +54,9 @@ def figure_name(cell) -> str | None:
     return names[0] if names else None
 
 
-def run_notebook(path: pathlib.Path, small: bool, timeout: int, kernel: str = "python3"):
+def run_notebook(
+    path: pathlib.Path, small: bool, timeout: int, kernel: str = "python3", model: str | None = None
+):
     """Executes `path` in a fresh kernel; returns `(executed notebook, seconds)`."""
     import nbclient
     import nbformat
@@ -61,6 +67,7 @@ def run_notebook(path: pathlib.Path, small: bool, timeout: int, kernel: str = "p
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **os.environ,
         SMALL_SETTINGS_VARIABLE: "1" if small else "0",
+        MODEL_VARIABLE: model or "",
     }
     start = time.perf_counter()
     try:
@@ -116,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures-dir", default=str(FIGURES_DIR), help="where figures go")
     parser.add_argument("--executed-dir", help="also keep the executed notebooks here")
     parser.add_argument("--timeout", type=int, default=TARGET_SECONDS, help="seconds per cell")
+    parser.add_argument(
+        "--model", help="sentence-transformer path or id (default: the embedded all-MiniLM-L6-v2)"
+    )
     args = parser.parse_args(argv)
 
     available = {path.stem: path for path in sorted(NOTEBOOK_DIR.glob("*.ipynb"))}
@@ -131,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     local = LocalFileSystem()
     results, figures = {}, {}
     for name in names:
-        notebook, seconds = run_notebook(available[name], args.small, args.timeout)
+        notebook, seconds = run_notebook(
+            available[name], args.small, args.timeout, model=args.model
+        )
         drawn = figure_pngs(notebook, name)
         for figure, png in drawn.items():
             if figure in figures:
@@ -158,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "settings": "small" if args.small else "full",
+                "model": args.model,
                 "target_seconds": TARGET_SECONDS,
                 "notebooks": results,
                 "figures": {name: len(png) for name, png in sorted(figures.items())},

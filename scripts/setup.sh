@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment in .venv and install
-# keras_rec into it in editable mode.
+# keras_rec into it in editable mode, at the exact versions of requirements/
+# (the lock files: CPython 3.11 on Linux x86-64; `.venv/bin/python scripts/lock.py`
+# refreshes them).
 #
 #   bash scripts/setup.sh            # runtime dependencies
-#   bash scripts/setup.sh dev        # + test dependencies (pytest, s3fs, moto)
+#   bash scripts/setup.sh dev        # + test dependencies (pytest, coverage, s3fs, moto, ...)
 #   bash scripts/setup.sh dev,s3     # any extras of pyproject.toml, comma-separated
 #   bash scripts/setup.sh benchmarks # + the CPU peers of benchmarks/encoder.py
 #   bash scripts/setup.sh beam       # + Apache Beam, for `keras-rec embed --runner`
 #   bash scripts/setup.sh notebooks  # + JupyterLab: .venv/bin/jupyter lab notebooks/
 #
-# PyTorch is installed first and pinned, because sentence-transformers asks for
-# an unpinned `torch`, which pulls the newest CUDA build (several GB). Override
-# with KERAS_REC_TORCH, e.g. on a GPU machine:
+# Nothing is resolved here: each extra's lock file lists every package it needs
+# (`pip install --no-deps`). PyTorch is the CPU wheel the lock names
+# (torch==2.13.0+cpu), from pip's configured sources or PyTorch's CPU index. On a
+# GPU machine, replace it with a CUDA build of the same version:
 #   KERAS_REC_TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,38 +22,65 @@ cd "$(dirname "$0")/.."
 extras="${1:-}"
 venv="${KERAS_REC_VENV:-.venv}"
 python="${PYTHON:-python3}"
-torch_spec="${KERAS_REC_TORCH:-torch==2.13.0}"
+torch_override="${KERAS_REC_TORCH:-}"
+torch_index="${KERAS_REC_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
 fi
-pip=("$venv/bin/python" -m pip)
+version="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$version" != "3.11" ]; then
+  echo "setup.sh: requirements/ is locked for Python 3.11; $venv has Python $version." >&2
+  echo "Run it with PYTHON=python3.11 (and a new KERAS_REC_VENV), or install by hand" >&2
+  echo "with the lock as constraints (README, Installing)." >&2
+  exit 1
+fi
+
+locks=()
+IFS=',' read -r -a names <<< "$extras"
+for name in "${names[@]}"; do
+  [ -z "$name" ] && continue
+  if [ ! -f "requirements/$name.txt" ]; then
+    echo "setup.sh: no extra '$name' (requirements/$name.txt); pyproject.toml has:" \
+      "$(cd requirements && ls -- *.txt | sed 's/\.txt$//' | grep -v -x -e all -e runtime | tr '\n' ' ')" >&2
+    exit 2
+  fi
+  locks+=("requirements/$name.txt")
+done
+[ ${#locks[@]} -eq 0 ] && locks=("requirements/runtime.txt")
 
 # Skip the install when nothing it depends on changed since the last run.
 stamp="$venv/.keras_rec_setup"
-want="$( (cat pyproject.toml; echo "extras=$extras torch=$torch_spec") | sha256sum | cut -d' ' -f1)"
+want="$( (cat pyproject.toml "${locks[@]}"; echo "extras=$extras torch=$torch_override") \
+  | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+pip=("$venv/bin/python" -m pip install --quiet --no-deps)
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+requirements=()
+for lock in "${locks[@]}"; do
+  if [ -n "$torch_override" ]; then
+    grep -v -E '^torch==' "$lock" > "$scratch/$(basename "$lock")"
+    requirements+=(-r "$scratch/$(basename "$lock")")
+  else
+    requirements+=(-r "$lock")
+  fi
+done
+index=()
+if [ -z "$torch_override" ] && "$venv/bin/python" - "$torch_index" <<'EOF' 2>/dev/null; then
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=5)
+EOF
+  index=(--extra-index-url "$torch_index")
+fi
+echo "setup.sh: installing ${locks[*]} into $venv" >&2
+"${pip[@]}" "${index[@]}" "${requirements[@]}"
+if [ -n "$torch_override" ]; then
   # shellcheck disable=SC2086
-  "${pip[@]}" install --quiet $torch_spec
+  "${pip[@]}" $torch_override
 fi
-target="."
-[ -n "$extras" ] && target=".[$extras]"
-# Keep the installed torch through the package's resolution: an unpinned
-# torchvision (required by optimum-intel) would otherwise pull the newest torch.
-constraints="$(mktemp)"
-trap 'rm -f "$constraints"' EXIT
-"$venv/bin/python" -c "import torch; print('torch==' + torch.__version__)" > "$constraints"
-"${pip[@]}" install --quiet -c "$constraints" -e "$target"
-# optimum-intel (the openvino extra) requires torchvision. A torchvision built for
-# another torch than the pinned one breaks `import transformers` ("operator
-# torchvision::nms does not exist"); nothing here needs it, so it is removed then.
-if "$venv/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchvision') is None)" \
-  && ! "$venv/bin/python" -c "import torchvision" 2>/dev/null; then
-  "${pip[@]}" uninstall --quiet --yes torchvision
-fi
+"${pip[@]}" -e .
 echo "$want" > "$stamp"

@@ -1,15 +1,77 @@
-"""Session fixtures shared by the whole suite: tiny local models, the real MiniLM."""
+"""Session fixtures shared by the whole suite: tiny local models, the real MiniLM, and
+the training runs several modules read (each built once, through the `keras-rec`
+command a user types: `movielens_run`, `frozen_classifier_runs`, `tuned_classifier_run`)."""
 
 from __future__ import annotations
 
 import os
-import random
-import subprocess
+import pathlib
 
 import pytest
+from labelled_texts import write_labelled_csv_file
+from script_runs import (
+    CLASSIFIER_FLAGS,
+    FROZEN_EPOCHS,
+    TUNED_CLASSIFIER_FLAGS,
+    TUNED_PER_CLASS,
+    recommender_args,
+    run_cli,
+    shared_base,
+    shared_run,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# --- Tiers: the default suite, and `large` tests run with --run-large ---------
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-large",
+        "--run_large",
+        action="store_true",
+        default=False,
+        help="also run the tests marked `large` (inherently slow; .ci/run runs them)",
+    )
+
+
+# Tests that read one shared run go to one pytest-xdist worker (`--dist loadgroup`),
+# which builds it while the other worker runs other tests; every other test goes
+# with its module, whose fixtures are then built once.
+SHARED_RUN_GROUPS = {
+    "movielens_run": "movielens_run",
+    "frozen_classifier_runs": "classifier_runs",
+    "tuned_classifier_run": "classifier_runs",
+}
+
+
+# The longest groups go first (`--no-loadscope-reorder` keeps this order), so the two
+# workers finish together instead of one waiting on a long group handed out last.
+LONG_GROUPS = (
+    "classifier_runs", "test_notebooks", "movielens_run", "test_user_data", "test_export_hub",
+    "test_export", "test_text_classifier", "test_encoder_export",
+)  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    groups = {}
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = next((g for name, g in SHARED_RUN_GROUPS.items() if name in fixtures), None)
+        groups[item.nodeid] = group or item.path.stem
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    rank = {group: index for index, group in enumerate(LONG_GROUPS)}
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable
+    if config.getoption("--run-large"):
+        return
+    skip_large = pytest.mark.skip(reason="large: run with --run-large")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip_large)
+
 
 TINY_VOCAB = (
     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -49,10 +111,36 @@ def build_tiny_sentence_transformer(directory: str, seed: int = 0, hidden_size: 
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def keras_rec_home(tmp_path_factory):
+    """One `KERAS_REC_HOME` for the session: its processes, xdist workers included.
+
+    Its `hub/` keeps each encoder's TF Hub export (made once, then found by every
+    script run); `datasets/` is the default home's, so datasets are fetched once
+    per machine as a user's are.
+    """
+    from keras_rec.home import keras_rec_home as default_home
+
+    datasets = default_home() / "datasets"
+    datasets.mkdir(parents=True, exist_ok=True)
+    home = shared_base(tmp_path_factory) / "keras_rec_home"
+    home.mkdir(exist_ok=True)
+    try:
+        (home / "datasets").symlink_to(datasets, target_is_directory=True)
+    except FileExistsError:
+        pass
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_REC_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> str:
-    """Path of a tiny random sentence-transformer (fast, offline)."""
-    return build_tiny_sentence_transformer(str(tmp_path_factory.mktemp("tiny_st")))
+    """Path of a tiny random sentence-transformer (fast, offline), one per session."""
+    built = shared_run(
+        tmp_path_factory, "tiny_st", lambda root: {"path": build_tiny_sentence_transformer(root)}
+    )
+    return built["path"]
 
 
 @pytest.fixture(scope="session")
@@ -71,51 +159,25 @@ def minilm_encoder():
 
 
 @pytest.fixture(scope="session")
-def tiny_hub_dir(tiny_model_path, tmp_path_factory) -> str:
-    """The tiny sentence-transformer as `preprocess/` + `encoder/` TF Hub SavedModels."""
-    from keras_rec.hub.export_hub import export_hub
+def tiny_hub_dir(tiny_model_path, keras_rec_home) -> str:
+    """The tiny sentence-transformer as `preprocess/` + `encoder/` TF Hub SavedModels.
 
-    hub_dir = str(tmp_path_factory.mktemp("tiny_hub") / "hub")
-    export_hub(tiny_model_path, hub_dir)
-    return hub_dir
+    The export every script run with `--model <tiny>` finds in the session's home.
+    """
+    from keras_rec.hub.local_hub import hub_modules
+
+    return hub_modules(tiny_model_path)[0]
 
 
 # --- A small labelled text file for the classifier scripts -----------------
-
-CLASS_WORDS = {
-    "cinema": ["the", "movie", "story", "a", "b", "c"],
-    "space": ["toy", "star", "wars", "x", "y", "z"],
-    "other": ["of", "1", "2", "3", "!", "?"],
-}
-
-
-def labelled_rows(per_class=40, seed=0):
-    """(text, label) rows whose words give the label away: learnable by a tiny encoder."""
-    rng = random.Random(seed)
-    rows = []
-    for label, words in CLASS_WORDS.items():
-        seen = set()
-        while len(seen) < per_class:
-            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 7)))
-            if text not in seen:
-                seen.add(text)
-                rows.append((text, label))
-    rng.shuffle(rows)
-    return rows
 
 
 @pytest.fixture
 def write_labelled_csv(tmp_path):
     """`write(per_class=40) -> path`: a CSV of `labelled_rows` (columns body, topic)."""
-    import pandas as pd
-
-    def write(per_class: int = 40) -> str:
-        path = tmp_path / f"labelled-{per_class}.csv"
-        rows = labelled_rows(per_class=per_class)
-        pd.DataFrame(rows, columns=["body", "topic"]).to_csv(path, index=False)
-        return str(path)
-
-    return write
+    return lambda per_class=40: write_labelled_csv_file(
+        tmp_path / f"labelled-{per_class}.csv", per_class
+    )
 
 
 @pytest.fixture
@@ -123,12 +185,70 @@ def labelled_csv(write_labelled_csv):
     return write_labelled_csv()
 
 
-# --- MovieLens and one reference train-recommender run ----------------------
+@pytest.fixture(scope="session")
+def frozen_classifier_runs(tiny_model_path, tiny_hub_dir, tmp_path_factory) -> dict:
+    """Two `keras-rec train-classifier` runs of a frozen encoder, one cache.
+
+    `first`: `--mlflow` (experiment `topics-exp`), an empty embedding cache.
+    `again`: the same command without `--mlflow`: every embedding from the
+    cache, the export's version 2. Each summary has `root` and the data file.
+    """
+
+    def build(root):
+        data = write_labelled_csv_file(root / "labelled.csv")
+        common = [
+            "train-classifier", "--data", data, "--model", tiny_model_path, *CLASSIFIER_FLAGS,
+            "--epochs", FROZEN_EPOCHS, "--head-learning-rate", "1e-2",
+            "--output-dir", root / "saved_models", "--cache", root / "cache",
+        ]  # fmt: skip
+        first = run_cli([*common, "--mlflow", "--mlflow-experiment", "topics-exp"], root)
+        again_root = root / "again"
+        again_root.mkdir()
+        again = run_cli(common, again_root)
+        return {"first": first, "again": again, "root": str(root), "data": data}
+
+    return shared_run(tmp_path_factory, "frozen_classifier", build)
+
+
+@pytest.fixture(scope="session")
+def tuned_classifier_run(tiny_model_path, tiny_hub_dir, tmp_path_factory) -> dict:
+    """`keras-rec train-classifier` fine-tuning, `--distribute mirrored`: `{"summary", "data"}`.
+
+    360 labelled texts (a test split of 90, enough to compare with the two-worker
+    run of the same settings in tests/training/test_multi_worker.py).
+    """
+
+    def build(root):
+        data = write_labelled_csv_file(root / "labelled.csv", per_class=TUNED_PER_CLASS)
+        summary = run_cli(
+            [
+                "train-classifier",
+                "--data",
+                data,
+                "--model",
+                tiny_model_path,
+                *CLASSIFIER_FLAGS,
+                *TUNED_CLASSIFIER_FLAGS,
+                "--distribute",
+                "mirrored",
+                "--output-dir",
+                root / "saved_models",
+                "--cache",
+                root / "cache",
+            ],  # fmt: skip
+            root,
+        )
+        return {"summary": summary, "data": data}
+
+    return shared_run(tmp_path_factory, "tuned_classifier", build)
+
+
+# --- MovieLens and the suite's train-recommender run ------------------------
 
 
 @pytest.fixture(scope="session")
 def movielens_dir():
-    """The fetched MovieLens-100K files (from the default keras_rec home)."""
+    """The fetched MovieLens-100K files (from the keras_rec home's datasets)."""
     import keras_rec
     from keras_rec.home import datasets_dir
 
@@ -137,14 +257,21 @@ def movielens_dir():
 
 
 @pytest.fixture(scope="session")
-def single_worker_recommender(movielens_dir, tiny_model_path, tmp_path_factory) -> dict:
-    """The summary of one uninterrupted, single-process `train-recommender` run."""
-    from script_runs import recommender_command, script_environment, summary_of
+def movielens_run(movielens_dir, tiny_model_path, tiny_hub_dir, tmp_path_factory) -> dict:
+    """The suite's one MovieLens `keras-rec train-recommender` run (`RECOMMENDER_FLAGS`).
 
-    root = tmp_path_factory.mktemp("single_worker")
-    result = subprocess.run(
-        recommender_command(movielens_dir, tiny_model_path, root, root / "saved_models"),
-        capture_output=True, text=True, env=script_environment(root), timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return summary_of(result.stdout)
+    `{"summary", "root", "tracking_uri"}`. Its exports live in
+    `root/saved_models`; a test that changes them works on a copy.
+    """
+
+    def build(root):
+        summary = run_cli(
+            recommender_args(movielens_dir, tiny_model_path, root, root / "saved_models"), root
+        )
+        return {
+            "summary": summary,
+            "root": str(root),
+            "tracking_uri": f"sqlite:///{pathlib.Path(root) / 'mlruns.db'}",
+        }
+
+    return shared_run(tmp_path_factory, "movielens_run", build)

@@ -21,6 +21,7 @@ def export_hub(
     target: str | None = "tfserving-2.19",
     overwrite: bool = False,
     precision: str = "float32",
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """Writes `out_dir/preprocess/` and `out_dir/encoder/` from a sentence-transformer.
 
@@ -57,6 +58,9 @@ def export_hub(
             within float rounding) or `"bfloat16"` (the transformer layers'
             kernels and matmuls in bfloat16, for CPUs with AMX: faster, and
             embeddings within ~1e-3 cosine; see `keras_rec.hub.build_encoder`).
+        model_name: str or None. The model's name recorded in
+            `keras_rec_hub.json`; None takes the path or id `model` names (a
+            loaded model passed without it is recorded by its class name).
 
     Returns:
         A summary dict (paths, model, dimensions, seconds).
@@ -83,7 +87,8 @@ def export_hub(
             f"`out_dir` already exists and is not empty: {out_dir}. "
             "Pass `overwrite=True` (`--overwrite`) to replace it."
         )
-    model_name = model if isinstance(model, str) else DEFAULT_MODEL if model is None else None
+    if model_name is None:
+        model_name = model if isinstance(model, str) else DEFAULT_MODEL if model is None else None
     if model is None or isinstance(model, str):
         model = load_sentence_transformer(model, device="cpu")
     if max_seq_length is not None:
@@ -141,28 +146,28 @@ def _check_serving(
     preprocessor, preprocess_dir, encoder, encoder_dir, tolerance: float
 ) -> dict[str, float]:
     """Both SavedModels answer `serving_default` as in memory (within `tolerance`),
-    through TF Serving's loader."""
+    through TF Serving's loader, in one fresh process."""
     import numpy as np
 
     from keras_rec.serving.saved_model_ops import serving_signature_specs
-    from keras_rec.serving.serving_check import check_serving
+    from keras_rec.serving.serving_check import ServingCheck, check_serving_all
     from keras_rec.serving.serving_signature import call_signature, take_rows
 
-    seconds = {}
     text = {"text": np.array([t.encode() for t in _CHECK_TEXTS], dtype=object)}
     preprocess_fn = preprocessor.__call__.get_concrete_function()
     encoder_fn = encoder.serve.get_concrete_function(
         **serving_signature_specs(encoder_dir, "serving_default")
     )
+    checks = []
     for directory, function, inputs in (
         (preprocess_dir, preprocess_fn, text),
         (encoder_dir, encoder_fn, call_signature(preprocess_fn, text)),
     ):
         batches = {size: take_rows(inputs, size) for size in (len(_CHECK_TEXTS), 1)}
         expected = {size: call_signature(function, batch) for size, batch in batches.items()}
-        report = check_serving(directory, batches, expected, atol=tolerance, rtol=tolerance)
-        seconds[os.path.basename(directory)] = report["seconds"]
-    return seconds
+        checks.append(ServingCheck(directory, batches, expected, atol=tolerance, rtol=tolerance))
+    reports = check_serving_all(checks)
+    return {os.path.basename(c.saved_model_dir): r["seconds"] for c, r in zip(checks, reports)}
 
 
 def _replace_directory(source: str, destination: str) -> None:

@@ -58,7 +58,7 @@ def hub_modules(model: str | None = None, hub_dir: str | None = None, precision:
     # Several workers on one machine share KERAS_REC_HOME: one exports, the others wait.
     with export_lock(os.path.dirname(hub_dir)):
         if not os.path.isdir(hub_dir):
-            export_hub(encoder.model, hub_dir, precision=precision)
+            export_hub(encoder.model, hub_dir, precision=precision, model_name=encoder.model_name)
     return hub_dir, encoder
 
 

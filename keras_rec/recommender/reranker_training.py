@@ -70,7 +70,7 @@ def fit_reranker(
 
     from keras_rec.recommender.reranker import build_reranker
     from keras_rec.training.indexed_examples import IndexedExamples
-    from keras_rec.training.strategy_fit import strategy_fit
+    from keras_rec.training.strategy_fit import replica_batch_size, strategy_fit
 
     strategy = strategy or tf.distribute.get_strategy()
     users = np.flatnonzero(targets.lengths())
@@ -109,7 +109,8 @@ def fit_reranker(
     history = strategy_fit(
         reranker,
         examples(fit_part),
-        min(RERANKER_BATCH_SIZE, len(fit_part)),
+        # All the users when fewer than a batch, as many as the replicas share evenly.
+        replica_batch_size(RERANKER_BATCH_SIZE, len(fit_part), strategy.num_replicas_in_sync),
         epochs,
         strategy=strategy,
         seed=seed,

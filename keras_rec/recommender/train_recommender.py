@@ -932,7 +932,8 @@ def _export_all(
         ranker_serving_function,
         tower_serving_function,
     )
-    from keras_rec.serving.saved_model_export import export
+    from keras_rec.serving.saved_model_export import publish_exports, stage_export
+    from keras_rec.serving.versioned_dir import model_dir, next_version
 
     rows = np.arange(min(4, inputs.num_users))
     item_rows = np.arange(min(4, inputs.num_items))
@@ -1009,40 +1010,51 @@ def _export_all(
         "query_retrieval": query_retrieval,
     }
     metrics_text = json.dumps(report, indent=1)
-    results = {}
+    staged = {}
     index_reports = {}
     query_model = None
-    for name, build in plan.items():
-        if name in skipped:
-            continue
-        model, signature, examples = build()
-        assets_extra = {"metrics.json": metrics_text}
-        metadata = {"config": config_dict(config), "k": k}
-        if name == "retrieval" and "item_tower" in results:
-            # `keras-rec add-items` embeds new items with this tower version.
-            metadata["item_tower_version"] = results["item_tower"].version
-        if hasattr(model, "index_json"):
-            assets_extra[INDEX_FILE] = model.index_json
-            metadata["index"] = index_metadata(json.loads(model.index_json))
-            index_reports[name] = metadata["index"]
-        results[name] = export(
-            model,
-            config.output_dir,
-            name,
-            examples=examples,
-            signatures={"serving_default": signature},
-            target=config.target,
-            chief=chief,
-            # Only query_retrieval runs the TF Hub encoder.
-            atol=SERVING_TOLERANCE[
-                config.encoder_precision if name == "query_retrieval" else "float32"
-            ],
-            assets_extra=assets_extra,
-            metadata=metadata,
-        )
-        logger.info("Exported %s to %s", name, results[name].path)
-        if name == "query_retrieval":
-            query_model = model
-        del model, signature
+    # Each model is staged (saved, op-checked) and released; then one fresh
+    # TensorFlow process checks every export, and each is published.
+    try:
+        for name, build in plan.items():
+            if name in skipped:
+                continue
+            model, signature, examples = build()
+            assets_extra = {"metrics.json": metrics_text}
+            metadata = {"config": config_dict(config), "k": k}
+            if name == "retrieval" and "item_tower" in staged:
+                # `keras-rec add-items` embeds new items with this tower version.
+                metadata["item_tower_version"] = staged["item_tower"].version
+            if hasattr(model, "index_json"):
+                assets_extra[INDEX_FILE] = model.index_json
+                metadata["index"] = index_metadata(json.loads(model.index_json))
+                index_reports[name] = metadata["index"]
+            staged[name] = stage_export(
+                model,
+                config.output_dir,
+                name,
+                # Named before publishing: the retrieval export records it.
+                version=next_version(model_dir(config.output_dir, name)) if chief else None,
+                examples=examples,
+                signatures={"serving_default": signature},
+                target=config.target,
+                chief=chief,
+                # Only query_retrieval runs the TF Hub encoder.
+                atol=SERVING_TOLERANCE[
+                    config.encoder_precision if name == "query_retrieval" else "float32"
+                ],
+                assets_extra=assets_extra,
+                metadata=metadata,
+            )
+            if name == "query_retrieval":
+                query_model = model
+            del model, signature
+        results = dict(zip(staged, publish_exports(list(staged.values()))))
+    except BaseException:
+        for item in staged.values():
+            item.discard()
+        raise
+    for name, result in results.items():
+        logger.info("Exported %s to %s", name, result.path)
     report["indexes"] = index_reports
     return results, query_model, skipped

@@ -81,37 +81,80 @@ def answer_in_fresh_process(
         ServingCheckError: the process failed before answering, e.g. the
             SavedModel did not load; the message holds the child's error.
     """
+    answered = answer_each_in_fresh_process(
+        {"model": (saved_model_dir, requests)}, loaders, op_libraries, timeout
+    )
+    return answered["model"]
+
+
+def answer_each_in_fresh_process(
+    models: Mapping[str, tuple[str, Mapping[str, tuple[str, Mapping[str, Any]]]]],
+    loaders: Sequence[str] = LOADERS,
+    op_libraries: Sequence[str] = (),
+    timeout: float = 600,
+) -> dict[str, dict[str, Any]]:
+    """`answer_in_fresh_process` for several SavedModels, in one fresh process.
+
+    The process starts TensorFlow once, then loads the SavedModels one after
+    another (each into its own graph and Session, closed before the next), as
+    a model server holding several models does. One start-up instead of one
+    per SavedModel: a training run checks all its exports at once.
+
+    Args:
+        models: `{key: (saved_model_dir, requests)}`, `requests` as in
+            `answer_in_fresh_process`.
+        loaders, op_libraries, timeout: as in `answer_in_fresh_process`
+            (`timeout` covers the whole process).
+
+    Returns:
+        `{key: report}`, each report as `answer_in_fresh_process` returns it.
+
+    Raises:
+        ServingCheckError: the process failed, or a SavedModel did not load
+            (the message names it and the loader).
+    """
     import numpy as np
     import tensorflow as tf
     from tensorflow.core.framework import tensor_pb2
 
     from keras_rec.serving.saved_model_ops import list_saved_model_ops
 
-    saved_model_dir = os.path.abspath(os.fspath(saved_model_dir))
     unknown = sorted(set(loaders) - set(LOADERS))
     if unknown or not loaders:
         raise ValueError(f"`loaders` must be a non-empty subset of {LOADERS}. Received: {loaders}")
+    if not models:
+        raise ValueError("`models` must name at least one SavedModel. Received: {}")
+    directories = {key: os.path.abspath(os.fspath(path)) for key, (path, _) in models.items()}
     with tempfile.TemporaryDirectory(prefix="keras_rec_fresh_") as data_dir:
         manifest: dict[str, Any] = {
             "loaders": list(loaders),
             "libraries": list(op_libraries),
-            "graph_ops": sorted(list_saved_model_ops(saved_model_dir)),
-            "requests": {},
+            "models": [],
         }
-        for index, (request_id, (signature, inputs)) in enumerate(requests.items()):
-            paths = {}
-            for position, (name, array) in enumerate(inputs.items()):
-                path = os.path.join(data_dir, f"request_{index}_{position}.pb")
-                _write_bytes(path, tf.make_tensor_proto(np.asarray(array)).SerializeToString())
-                paths[name] = path
-            manifest["requests"][request_id] = {"signature": signature, "inputs": paths}
+        for model_index, (key, (_, requests)) in enumerate(models.items()):
+            entry = {
+                "key": key,
+                "dir": directories[key],
+                "graph_ops": sorted(list_saved_model_ops(directories[key])),
+                "requests": {},
+            }
+            for index, (request_id, (signature, inputs)) in enumerate(requests.items()):
+                paths = {}
+                for position, (name, array) in enumerate(inputs.items()):
+                    path = os.path.join(data_dir, f"request_{model_index}_{index}_{position}.pb")
+                    proto = tf.make_tensor_proto(np.asarray(array))
+                    _write_bytes(path, proto.SerializeToString())
+                    paths[name] = path
+                entry["requests"][request_id] = {"signature": signature, "inputs": paths}
+            manifest["models"].append(entry)
         manifest_path = os.path.join(data_dir, "manifest.json")
         _write_bytes(manifest_path, json.dumps(manifest).encode())
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+        names = ", ".join(directories.values())
         try:
             process = subprocess.run(
                 # -P: the script's directory (keras_rec/serving) stays off sys.path.
-                [sys.executable, "-P", os.path.abspath(__file__), saved_model_dir, manifest_path],
+                [sys.executable, "-P", os.path.abspath(__file__), manifest_path],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -120,37 +163,38 @@ def answer_in_fresh_process(
             )
         except subprocess.TimeoutExpired as error:
             raise ServingCheckError(
-                f"Loading {saved_model_dir} in a fresh process took over {timeout:.0f} s."
+                f"Loading {names} in a fresh process took over {timeout:.0f} s."
             ) from error
         lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
         if process.returncode != 0 or not lines:
             raise ServingCheckError(
-                f"The SavedModel {saved_model_dir} did not load in a fresh process with "
+                f"The SavedModel {names} did not load in a fresh process with "
                 f"TensorFlow only (exit code {process.returncode}):\n{process.stderr[-3000:]}"
             )
-        report = json.loads(lines[-1])
-        if report.get("load_error"):
-            loader, message = report["load_error"]
-            raise ServingCheckError(
-                f"The SavedModel {saved_model_dir} did not load with the {loader!r} loader"
-                f"{' (TF Serving C++ loader path)' if loader == 'session' else ''}: {message}"
-            )
+        reports = json.loads(lines[-1])
 
         def read(path):
             with open(path, "rb") as file:
                 return tf.make_ndarray(tensor_pb2.TensorProto.FromString(file.read()))
 
-        report["answers"] = {
-            loader: {
-                request_id: {name: read(path) for name, path in outputs.items()}
-                for request_id, outputs in answers.items()
+        for key, report in reports.items():
+            if report.get("load_error"):
+                loader, message = report["load_error"]
+                raise ServingCheckError(
+                    f"The SavedModel {directories[key]} did not load with the {loader!r} loader"
+                    f"{' (TF Serving C++ loader path)' if loader == 'session' else ''}: {message}"
+                )
+            report["answers"] = {
+                loader: {
+                    request_id: {name: read(path) for name, path in outputs.items()}
+                    for request_id, outputs in answers.items()
+                }
+                for loader, answers in report["answers"].items()
             }
-            for loader, answers in report["answers"].items()
-        }
-    return report
+    return reports
 
 
-def _child_main(saved_model_dir: str, manifest_path: str) -> int:
+def _child_main(manifest_path: str) -> int:
     for name in _BLOCKED_MODULES:
         sys.modules[name] = None  # `import name` now raises ImportError.
     import numpy as np
@@ -159,7 +203,8 @@ def _child_main(saved_model_dir: str, manifest_path: str) -> int:
 
     with open(manifest_path) as file:
         manifest = json.load(file)
-    libraries = manifest["libraries"] if set(manifest["graph_ops"]) - _core_ops() else []
+    graph_ops = set().union(*(entry["graph_ops"] for entry in manifest["models"]))
+    libraries = manifest["libraries"] if graph_ops - _core_ops() else []
     for library in libraries:
         tf.load_op_library(library)
 
@@ -168,36 +213,44 @@ def _child_main(saved_model_dir: str, manifest_path: str) -> int:
             return tf.make_ndarray(tensor_pb2.TensorProto.FromString(file.read()))
 
     out_dir = os.path.dirname(manifest_path)
-    requests = {
-        request_id: (entry["signature"], {n: read(p) for n, p in entry["inputs"].items()})
-        for request_id, entry in manifest["requests"].items()
-    }
-    report: dict[str, Any] = {
-        "answers": {},
-        "errors": {},
-        "load_seconds": {},
-        "op_libraries": len(libraries),
-    }
-    for loader in manifest["loaders"]:
-        start = time.perf_counter()
-        try:
-            answers, errors = _ANSWER_WITH[loader](tf, saved_model_dir, requests)
-        except Exception as error:  # noqa: BLE001 - reported to the parent.
-            report["load_error"] = [loader, f"{type(error).__name__}: {error}"]
-            break
-        report["load_seconds"][loader] = round(time.perf_counter() - start, 3)
-        report["errors"][loader] = errors
-        report["answers"][loader] = {}
-        for index, (request_id, outputs) in enumerate(answers.items()):
-            paths = {}
-            for position, (name, value) in enumerate(outputs.items()):
-                path = os.path.join(out_dir, f"answer_{loader}_{index}_{position}.pb")
-                _write_bytes(path, tf.make_tensor_proto(np.asarray(value)).SerializeToString())
-                paths[name] = path
-            report["answers"][loader][request_id] = paths
-    report["leaked_modules"] = [n for n in _BLOCKED_MODULES if sys.modules.get(n) is not None]
-    report["tensorflow"] = tf.__version__
-    print(json.dumps(report))
+    reports = {}
+    for model_index, entry in enumerate(manifest["models"]):
+        requests = {
+            request_id: (request["signature"], {n: read(p) for n, p in request["inputs"].items()})
+            for request_id, request in entry["requests"].items()
+        }
+        report: dict[str, Any] = {
+            "answers": {},
+            "errors": {},
+            "load_seconds": {},
+            "op_libraries": len(libraries),
+        }
+        for loader in manifest["loaders"]:
+            start = time.perf_counter()
+            try:
+                answers, errors = _ANSWER_WITH[loader](tf, entry["dir"], requests)
+            except Exception as error:  # noqa: BLE001 - reported to the parent.
+                report["load_error"] = [loader, f"{type(error).__name__}: {error}"]
+                break
+            report["load_seconds"][loader] = round(time.perf_counter() - start, 3)
+            report["errors"][loader] = errors
+            report["answers"][loader] = {}
+            for index, (request_id, outputs) in enumerate(answers.items()):
+                paths = {}
+                for position, (name, value) in enumerate(outputs.items()):
+                    path = os.path.join(
+                        out_dir, f"answer_{model_index}_{loader}_{index}_{position}.pb"
+                    )
+                    proto = tf.make_tensor_proto(np.asarray(value))
+                    _write_bytes(path, proto.SerializeToString())
+                    paths[name] = path
+                report["answers"][loader][request_id] = paths
+        reports[entry["key"]] = report
+    leaked = [n for n in _BLOCKED_MODULES if sys.modules.get(n) is not None]
+    for report in reports.values():
+        report["leaked_modules"] = leaked
+        report["tensorflow"] = tf.__version__
+    print(json.dumps(reports))
     return 0
 
 
@@ -270,4 +323,4 @@ if __name__ == "__main__":
             sys.modules[_name] = None
         print(json.dumps(sorted(_core_ops())))
         sys.exit(0)
-    sys.exit(_child_main(sys.argv[1], sys.argv[2]))
+    sys.exit(_child_main(sys.argv[1]))

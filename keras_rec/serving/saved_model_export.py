@@ -9,13 +9,13 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keras_rec.serving import versioned_dir
 from keras_rec.serving.export_root import serving_root
 from keras_rec.serving.op_check import DEFAULT_TARGET, OpCheckResult, assert_servable
-from keras_rec.serving.serving_check import check_serving
+from keras_rec.serving.serving_check import ServingCheck, check_serving_all
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ def export(
 
     Then the directory is renamed to the next integer version (or `version`),
     under a lock. A crash at any point leaves no integer directory behind;
-    an existing version is never overwritten.
+    an existing version is never overwritten. To export several models with
+    one fresh process for all their checks (a training run's exports),
+    `stage_export` each, then `publish_exports` them together.
 
     Args:
         model: a functional Keras model, or a trackable (`tf.Module`) with
@@ -139,6 +141,79 @@ def export(
     >>> result.path
     '/.../saved_models/sentiment/1'
     """
+    staged = stage_export(
+        model,
+        base_dir,
+        model_name,
+        examples=examples,
+        signatures=signatures,
+        version=version,
+        target=target,
+        serving_check=serving_check,
+        warmup=warmup,
+        assets_extra=assets_extra,
+        metadata=metadata,
+        chief=chief,
+        atol=atol,
+    )
+    return publish_exports([staged])[0]
+
+
+@dataclasses.dataclass
+class StagedExport:
+    """An export written to its temporary directory, not yet checked nor published.
+
+    `stage_export` makes it; `publish_exports` checks a list of them in one
+    fresh process and publishes each. Its fields are that machinery's.
+    """
+
+    model_name: str
+    model_dir: str
+    version: int | None
+    temp_dir: str | None
+    op_check: OpCheckResult | None
+    files: list[str]
+    serving_check: bool
+    inputs_by_batch: dict[int, Any]
+    expected_by_batch: dict[int, Any]
+    atol: float
+    seconds: float
+    published: bool = False
+
+    @property
+    def written(self) -> bool:
+        """False on a non-chief worker, which writes nothing."""
+        return self.temp_dir is not None
+
+    def discard(self) -> None:
+        """Removes the temporary directory of an export that will not be published."""
+        if self.temp_dir is not None and not self.published:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def stage_export(
+    model: Any,
+    base_dir: str,
+    model_name: str,
+    *,
+    examples: Any,
+    signatures: Mapping[str, Any] | None = None,
+    version: int | None = None,
+    target: str | None = DEFAULT_TARGET,
+    serving_check: bool = True,
+    warmup: bool = True,
+    assets_extra: Mapping[str, str | bytes] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    chief: bool | None = None,
+    atol: float = 1e-5,
+) -> StagedExport:
+    """Steps 1-3 of `export` (save, op check, `assets.extra/`), in a temporary directory.
+
+    The in-memory outputs the serving check compares with are computed here,
+    so `model` may be released before `publish_exports` runs. Takes the
+    arguments of `export`. A staged export that is never published must be
+    `discard()`ed (`publish_exports` does it when a check fails).
+    """
     import tensorflow as tf
 
     from keras_rec.serving import serving_signature
@@ -168,9 +243,10 @@ def export(
             tf.saved_model.save(root, scratch, signatures=concrete)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return ExportResult(
-            model_name, None, None, False, None, None, [], time.perf_counter() - start
-        )
+        return StagedExport(
+            model_name, path, version, None, None, [], False, {}, {}, atol,
+            time.perf_counter() - start,
+        )  # fmt: skip
 
     batch_sizes = [rows, 1]
     inputs_by_batch = {size: serving_signature.take_rows(inputs, size) for size in batch_sizes}
@@ -186,11 +262,6 @@ def export(
         files = _write_assets_extra(
             temp_dir, model_name, inputs, expected_by_batch[rows], warmup, assets_extra
         )
-        checked = None
-        if serving_check:
-            checked = check_serving(
-                temp_dir, inputs_by_batch, expected_by_batch, atol=atol, rtol=atol
-            )
         record = {
             "model_name": model_name,
             "signatures": {
@@ -204,16 +275,67 @@ def export(
         metadata_path = os.path.join(temp_dir, METADATA_FILE)
         _write_file(metadata_path, (json.dumps(record, indent=1) + "\n").encode())
         files.append(metadata_path)
-        version, final_dir = versioned_dir.publish(temp_dir, version)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
-    files = [os.path.join(final_dir, os.path.relpath(f, temp_dir)) for f in files]
-    result = ExportResult(
-        model_name, version, final_dir, True, op_check, checked, files, time.perf_counter() - start
-    )
-    logger.info("Exported %s version %d to %s", model_name, version, final_dir)
-    return result
+    return StagedExport(
+        model_name, path, version, temp_dir, op_check, files, serving_check, inputs_by_batch,
+        expected_by_batch, atol, time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def publish_exports(staged: Sequence[StagedExport]) -> list[ExportResult]:
+    """Checks staged exports in one fresh process (step 4 of `export`), then publishes each.
+
+    One TensorFlow start-up serves every check, as a model server holding
+    the models would load them. When any check fails, none is published and
+    every temporary directory is removed. Each is then renamed to its next
+    integer version (or its `version`) under a lock, in order.
+
+    Args:
+        staged: `StagedExport`s from `stage_export`.
+
+    Returns:
+        One `ExportResult` per staged export, in order (`written=False`, no
+        path, for a non-chief worker's).
+
+    Raises:
+        ServingCheckError: a SavedModel did not load or answer as in memory.
+    """
+    start = time.perf_counter()
+    pending = [item for item in staged if item.written]
+    try:
+        checked = [item for item in pending if item.serving_check]
+        reports = check_serving_all(
+            [
+                ServingCheck(item.temp_dir, item.inputs_by_batch, item.expected_by_batch,
+                             atol=item.atol, rtol=item.atol)
+                for item in checked
+            ]  # fmt: skip
+        ) if checked else []  # fmt: skip
+        reports_by_dir = {item.temp_dir: report for item, report in zip(checked, reports)}
+        check_seconds = time.perf_counter() - start
+        results = []
+        for item in staged:
+            if not item.written:
+                results.append(
+                    ExportResult(item.model_name, None, None, False, None, None, [], item.seconds)
+                )
+                continue
+            version, final_dir = versioned_dir.publish(item.temp_dir, item.version)
+            files = [os.path.join(final_dir, os.path.relpath(f, item.temp_dir)) for f in item.files]
+            seconds = item.seconds + check_seconds / max(len(checked), 1)
+            results.append(
+                ExportResult(item.model_name, version, final_dir, True, item.op_check,
+                             reports_by_dir.get(item.temp_dir), files, seconds)
+            )  # fmt: skip
+            item.published = True
+            logger.info("Exported %s version %d to %s", item.model_name, version, final_dir)
+    except BaseException:
+        for item in pending:
+            item.discard()
+        raise
+    return results
 
 
 def _exported_and_signatures(model: Any, signatures: Mapping[str, Any] | None):

@@ -18,10 +18,13 @@ requests, and what each answer is compared with:
 
 A SavedModel with none of these files (e.g. a TF Hub module) is called on
 inputs made up from its signature, and both loaders must answer alike.
+
+`check_serving_all` checks several SavedModels in one such process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -33,12 +36,33 @@ import numpy as np
 from keras_rec.serving.fresh_process import (
     LOADERS,
     ServingCheckError,
-    answer_in_fresh_process,
+    answer_each_in_fresh_process,
     tf_text_op_libraries,
 )
 from keras_rec.serving.serving_signature import SERVING_DEFAULT, take_rows
 
 EXTRA_DIR = "assets.extra"
+
+
+@dataclasses.dataclass
+class ServingCheck:
+    """One SavedModel for `check_serving_all`, and what it must answer.
+
+    Args:
+        saved_model_dir: str. The SavedModel (a version directory).
+        inputs_by_batch: `{batch size: {input name: array}}` or None (see
+            `check_serving`).
+        expected_by_batch: `{batch size: {output name: array}}` or None.
+        signature: str. The signature the batch requests call.
+        atol, rtol: float. Tolerances for floating-point outputs.
+    """
+
+    saved_model_dir: str
+    inputs_by_batch: Mapping[int, Mapping[str, Any]] | None = None
+    expected_by_batch: Mapping[int, Mapping[str, Any]] | None = None
+    signature: str = SERVING_DEFAULT
+    atol: float = 1e-5
+    rtol: float = 1e-5
 
 
 def check_serving(
@@ -75,10 +99,75 @@ def check_serving(
         ServingCheckError: the SavedModel did not load, a request failed, or an
             answer differs; the message names the loader, request and output.
     """
+    check = ServingCheck(saved_model_dir, inputs_by_batch, expected_by_batch, signature, atol, rtol)
+    return check_serving_all([check], loaders, timeout)[0]
+
+
+def check_serving_all(
+    checks: Sequence[ServingCheck], loaders: Sequence[str] = LOADERS, timeout: float = 600
+) -> list[dict[str, Any]]:
+    """`check_serving` of several SavedModels in one fresh TensorFlow-only process.
+
+    TensorFlow starts once and loads the SavedModels one after another, as a
+    model server holding several models does: a training run checks all its
+    exports for the price of one start-up.
+
+    Args:
+        checks: the `ServingCheck`s.
+        loaders: the loaders of `keras_rec.serving.fresh_process.LOADERS` to check.
+        timeout: float. Seconds allowed to the fresh process.
+
+    Returns:
+        One report per check, in order, as `check_serving` returns it
+        (`seconds` is the time of the whole shared check).
+
+    Raises:
+        ServingCheckError: naming every SavedModel that did not load or answer
+            as it should.
+    """
+    start = time.perf_counter()
+    plans = [_plan(check) for check in checks]
+    models = {str(i): (plan.check.saved_model_dir, plan.requests) for i, plan in enumerate(plans)}
+    served = answer_each_in_fresh_process(
+        models,
+        loaders=loaders,
+        op_libraries=tf_text_op_libraries(),
+        timeout=timeout,
+    )
+    failures, reports = [], []
+    for index, plan in enumerate(plans):
+        problems, report = _verify(plan, served[str(index)], loaders)
+        if problems:
+            failures.append(
+                f"The SavedModel {plan.check.saved_model_dir} does not answer as TF Serving "
+                "needs:\n  " + "\n  ".join(problems)
+            )
+        reports.append(report)
+    if failures:
+        raise ServingCheckError("\n".join(failures))
+    seconds = round(time.perf_counter() - start, 2)
+    return [{**report, "seconds": seconds} for report in reports]
+
+
+@dataclasses.dataclass
+class _Plan:
+    """The requests of one check and what each answer is compared with."""
+
+    check: ServingCheck
+    requests: dict[str, tuple[str, Mapping[str, Any]]]
+    batch_sizes: list[int]
+    expected_arrays: dict[str, Mapping[str, Any]]
+    expected_rest: dict[str, tuple[str, Any]]
+    warmup_requests: int
+    rest_examples: list[str]
+
+
+def _plan(check: ServingCheck) -> _Plan:
     from keras_rec.serving.rest_examples import REST_FILES, rest_request_inputs
     from keras_rec.serving.saved_model_ops import serving_signature_specs
 
-    start = time.perf_counter()
+    saved_model_dir, signature = check.saved_model_dir, check.signature
+    inputs_by_batch, expected_by_batch = check.inputs_by_batch, check.expected_by_batch
     specs = serving_signature_specs(saved_model_dir, signature)
     if (inputs_by_batch is None) != (expected_by_batch is None):
         raise ValueError("Pass both `inputs_by_batch` and `expected_by_batch`, or neither.")
@@ -118,33 +207,34 @@ def check_serving(
     warmup = _warmup_requests(saved_model_dir)
     for index, (warmup_signature, inputs) in enumerate(warmup):
         requests[f"warmup record {index}"] = (warmup_signature or SERVING_DEFAULT, inputs)
-
-    served = answer_in_fresh_process(
-        saved_model_dir,
-        requests,
-        loaders=loaders,
-        op_libraries=tf_text_op_libraries(),
-        timeout=timeout,
+    rest_examples = sorted(rest_files)
+    return _Plan(
+        check, requests, batch_sizes, expected_arrays, expected_rest, len(warmup), rest_examples
     )
+
+
+def _verify(plan: _Plan, served: Mapping[str, Any], loaders: Sequence[str]):
+    """`(problems, report)`: the answers of one SavedModel against its plan."""
+    atol, rtol = plan.check.atol, plan.check.rtol
     problems, max_abs_diff, output_names = [], 0.0, set()
     for loader in loaders:
         for request_id, message in served["errors"][loader].items():
             problems.append(f"[{loader}] {request_id} failed: {message}")
         answers = served["answers"][loader]
-        for request_id, expected in expected_arrays.items():
+        for request_id, expected in plan.expected_arrays.items():
             if request_id in answers:
                 diff, found = _compare_arrays(answers[request_id], expected, atol, rtol)
                 max_abs_diff = max(max_abs_diff, diff)
                 problems.extend(f"[{loader}] {request_id}: {p}" for p in found)
                 output_names.update(answers[request_id])
-        for request_id, (style, response) in expected_rest.items():
+        for request_id, (style, response) in plan.expected_rest.items():
             if request_id in answers:
                 problems.extend(
                     f"[{loader}] {request_id}: {p}"
                     for p in _compare_rest(answers[request_id], style, response, atol, rtol)
                 )
                 output_names.update(answers[request_id])
-    if len(loaders) > 1 and not expected_arrays and not expected_rest:
+    if len(loaders) > 1 and not plan.expected_arrays and not plan.expected_rest:
         first, *others = loaders
         for request_id, answer in served["answers"][first].items():
             output_names.update(answer)
@@ -156,21 +246,15 @@ def check_serving(
                     problems.extend(f"[{other} vs {first}] {request_id}: {p}" for p in found)
     if served["leaked_modules"]:
         problems.append(f"modules imported that TF Serving lacks: {served['leaked_modules']}")
-    if problems:
-        raise ServingCheckError(
-            f"The SavedModel {saved_model_dir} does not answer as TF Serving needs:\n  "
-            + "\n  ".join(problems)
-        )
-    return {
+    return problems, {
         "ok": True,
         "loaders": list(loaders),
-        "batch_sizes": batch_sizes,
-        "warmup_requests": len(warmup),
-        "rest_examples": sorted(rest_files),
+        "batch_sizes": plan.batch_sizes,
+        "warmup_requests": plan.warmup_requests,
+        "rest_examples": plan.rest_examples,
         "outputs": sorted(output_names),
         "max_abs_diff": max_abs_diff,
         "load_seconds": served["load_seconds"],
-        "seconds": round(time.perf_counter() - start, 2),
         "op_libraries": served["op_libraries"],
         "tensorflow": served["tensorflow"],
     }

@@ -56,6 +56,12 @@ def list_versions(path: str) -> list[int]:
     return list(version_dirs(path))
 
 
+def next_version(path: str) -> int:
+    """The version the next export to `path` takes: the latest + 1 (1 for the first)."""
+    existing = list_versions(path)
+    return existing[-1] + 1 if existing else 1
+
+
 def check_version(path: str, version: int | None) -> int | None:
     """Validates an explicit `version` against the versions already in `path`."""
     if version is None:
@@ -117,9 +123,8 @@ def publish(temp_dir: str, version: int | None) -> tuple[int, str]:
     """
     path = os.path.dirname(temp_dir)
     with export_lock(path):
-        existing = list_versions(path)
         if version is None:
-            version = existing[-1] + 1 if existing else 1
+            version = next_version(path)
         else:
             check_version(path, version)
         final_dir = os.path.join(path, str(version))

@@ -41,6 +41,16 @@ from keras_rec.object_identity import unique_by_identity
 from keras_rec.training.indexed_examples import IndexedExamples
 
 
+def replica_batch_size(batch_size: int, examples: int, replicas: int) -> int:
+    """A batch size `strategy_fit` takes for a batch chosen from the data.
+
+    `batch_size`, or all `examples` when there are fewer, rounded down to a
+    multiple of `replicas` (at least one example per replica): 63 examples
+    on two workers train in batches of 62.
+    """
+    return max(replicas, min(batch_size, examples) // replicas * replicas)
+
+
 def strategy_fit(
     model,
     examples,

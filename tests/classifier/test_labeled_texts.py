@@ -7,6 +7,7 @@ from keras_rec.classifier.labeled_texts import (
     encode_labels,
     label_vocabulary,
     stratified_split,
+    subsample,
 )
 from keras_rec.data import DataValidationError
 
@@ -54,3 +55,14 @@ def test_duplicate_texts_keep_the_first():
     frame = pd.DataFrame({"text": ["a", "b", "a", "c", "b"], "label": ["1", "2", "3", "1", "2"]})
     kept, dropped = drop_duplicate_texts(frame)
     assert dropped == 2 and kept.index.tolist() == [0, 1, 3]
+
+
+def test_subsample_keeps_each_class_and_the_file_order():
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(100)], "label": ["a"] * 90 + ["b"] * 10})
+    assert subsample(frame, None, seed=0) is frame and subsample(frame, 100, seed=0) is frame
+    sample = subsample(frame, 20, seed=0)
+    counts = sample["label"].value_counts().to_dict()
+    assert counts == {"a": 18, "b": 2}  # the shares kept, at least 2 of the rare class
+    assert sample.index.is_monotonic_increasing
+    pd.testing.assert_frame_equal(sample, subsample(frame, 20, seed=0))
+    assert not sample.index.equals(subsample(frame, 20, seed=1).index)

@@ -1,22 +1,25 @@
-"""End to end: `keras-rec train-classifier` on a small labelled file with a tiny encoder."""
+"""End to end: `keras-rec train-classifier` on a small labelled file with a tiny encoder.
 
-import dataclasses
+The runs are the suite's (`frozen_classifier_runs`, `tuned_classifier_run` in
+conftest.py) and one with a bfloat16 encoder; their exports answer through TF
+Serving's Session loader, all in one fresh process.
+"""
+
 import json
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
+from labelled_texts import write_labelled_csv_file
+from script_runs import CLASSIFIER_FLAGS, run_cli
 
 from keras_rec.classifier import ClassifierTrainingConfig, train_classifier
-from keras_rec.cli import main
 from keras_rec.data import DataValidationError
+from keras_rec.serving.fresh_process import answer_each_in_fresh_process, tf_text_op_libraries
+from keras_rec.serving.saved_model_export import METADATA_FILE
 
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_REC_HOME", str(tmp_path / "home"))
+TEXTS = ["the movie story", "toy star wars", "", "   ", "of 1 2 3 " * 500, b"\xff\xfe bad bytes"]
 
 
 def _config(tmp_path, labelled_csv, model_path, **kwargs):
@@ -39,31 +42,51 @@ def _config(tmp_path, labelled_csv, model_path, **kwargs):
     )
 
 
-def _served(path, texts):
-    signature = tf.saved_model.load(path).signatures["serving_default"]
-    return {k: v.numpy() for k, v in signature(text=tf.constant(texts)).items()}
+@pytest.fixture(scope="module")
+def bfloat16_run(tiny_model_path, tiny_hub_dir, tmp_path_factory):
+    """`train-classifier --encoder-precision bfloat16`, one epoch: its summary."""
+    root = tmp_path_factory.mktemp("bfloat16_classifier")
+    data = write_labelled_csv_file(root / "labelled.csv")
+    return run_cli(
+        ["train-classifier", "--data", data, "--model", tiny_model_path, *CLASSIFIER_FLAGS,
+         "--epochs", "1", "--encoder-precision", "bfloat16",
+         "--output-dir", root / "saved_models", "--cache", root / "cache"],
+        root,
+    )  # fmt: skip
 
 
-def test_frozen_training_learns_exports_and_serves(
-    tmp_path, labelled_csv, tiny_model_path, monkeypatch
-):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    summary = train_classifier(_config(tmp_path, labelled_csv, tiny_model_path))
-    # MLflow is off unless asked: nothing logged, no store created.
-    assert "mlflow_run_id" not in summary
-    assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "mlruns").exists()
+@pytest.fixture(scope="module")
+def served(frozen_classifier_runs, tuned_classifier_run, bfloat16_run):
+    """`TEXTS` answered by each run's export through TF Serving's loader, in one process."""
+    exports = {
+        "frozen": frozen_classifier_runs["first"]["export_path"],
+        "tuned": tuned_classifier_run["summary"]["export_path"],
+        "bfloat16": bfloat16_run["export_path"],
+    }
+    request = {"texts": ("serving_default", {"text": np.array(TEXTS, object)})}
+    answered = answer_each_in_fresh_process(
+        {name: (path, request) for name, path in exports.items()},
+        ["session"],
+        op_libraries=tf_text_op_libraries(),
+    )
+    for name, report in answered.items():
+        assert not report["errors"]["session"], (name, report["errors"])
+    return {name: report["answers"]["session"]["texts"] for name, report in answered.items()}
+
+
+def test_frozen_training_learns_exports_and_serves(frozen_classifier_runs, served):
+    summary = frozen_classifier_runs["first"]
     assert summary["labels"] == ["cinema", "other", "space"]
     assert (summary["train_examples"], summary["test_examples"]) == (78, 30)
     assert summary["accuracy"] > 0.8, summary  # chance is 1/3
     assert summary["version"] == 1 and os.path.isdir(summary["export_path"])
+    assert summary["export_path"].endswith(os.path.join("saved_models", "topics", "1"))
     # Served contract: probabilities, class id and the label name, from the graph alone.
-    texts = ["the movie story", "toy star wars", "", "   ", "of 1 2 3 " * 500]
-    served = _served(summary["export_path"], texts + [b"\xff\xfe bad bytes"])
-    assert served["probabilities"].shape == (6, 3) and served["probabilities"].dtype == np.float32
-    assert served["class_id"].dtype == np.int64
-    assert [label.decode() for label in served["label"][:2]] == ["cinema", "space"]
-    np.testing.assert_array_equal(served["class_id"], served["probabilities"].argmax(axis=1))
+    answer = served["frozen"]
+    assert answer["probabilities"].shape == (6, 3) and answer["probabilities"].dtype == np.float32
+    assert answer["class_id"].dtype == np.int64
+    assert [label.decode() for label in answer["label"][:2]] == ["cinema", "space"]
+    np.testing.assert_array_equal(answer["class_id"], answer["probabilities"].argmax(axis=1))
     # Metrics beside the export and in the run directory; the confusion matrix as a PNG.
     extra = os.path.join(summary["export_path"], "assets.extra")
     metrics = json.load(open(os.path.join(extra, "metrics.json")))
@@ -76,75 +99,49 @@ def test_frozen_training_learns_exports_and_serves(
     assert os.listdir(os.path.join(summary["run_dir"], "logs"))  # TensorBoard
 
 
-def test_frozen_embeddings_come_from_the_cache(tmp_path, labelled_csv, tiny_model_path):
-    first = train_classifier(_config(tmp_path, labelled_csv, tiny_model_path, epochs=1))
+def test_mlflow_is_off_unless_asked(frozen_classifier_runs):
+    again = frozen_classifier_runs["again"]  # the same command without --mlflow
+    assert "mlflow_run_id" not in again
+    root = os.path.join(frozen_classifier_runs["root"], "again")
+    assert not os.path.exists(os.path.join(root, "mlruns.db"))
+    assert not os.path.exists(os.path.join(root, "mlruns"))
+
+
+def test_frozen_embeddings_come_from_the_cache(frozen_classifier_runs):
+    first, again = frozen_classifier_runs["first"], frozen_classifier_runs["again"]
     seen = first["train_examples"] + first["validation_examples"]
     assert first["embedding_cache"] == {"encoded": seen, "cached": 0}
-    again = train_classifier(_config(tmp_path, labelled_csv, tiny_model_path, epochs=1))
     assert again["embedding_cache"] == {"encoded": 0, "cached": seen}
     assert again["version"] == 2
 
 
-def test_bfloat16_encoder_exports_past_the_serving_check(tmp_path, labelled_csv, tiny_model_path):
+def test_bfloat16_encoder_exports_past_the_serving_check(bfloat16_run, keras_rec_home, served):
     """A bfloat16 encoder trains, exports (its serving check allowing bfloat16 rounding:
     `SERVING_TOLERANCE`) and serves. MiniLM's own check is in tests/hub/test_export_hub.py."""
-    from keras_rec.hub.local_hub import hub_modules, hub_precision
+    from keras_rec.hub.local_hub import hub_precision
 
-    config = _config(tmp_path, labelled_csv, tiny_model_path, epochs=1)
-    # The export answers through the Session loader in a fresh process before publishing.
-    summary = train_classifier(dataclasses.replace(config, encoder_precision="bfloat16"))
-    assert hub_precision(hub_modules(tiny_model_path, None, "bfloat16")[0]) == "bfloat16"
-    served = _served(summary["export_path"], ["the movie", "toy star"])
-    np.testing.assert_allclose(served["probabilities"].sum(axis=1), 1.0, atol=1e-3)
+    assert bfloat16_run["version"] == 1
+    with open(os.path.join(bfloat16_run["export_path"], METADATA_FILE)) as file:
+        assert json.load(file)["metadata"]["config"]["encoder_precision"] == "bfloat16"
+    # The run exported the tiny encoder's bfloat16 TF Hub modules into the home.
+    exported = [p for p in (keras_rec_home / "hub").iterdir() if p.name.endswith("-bfloat16")]
+    assert [hub_precision(str(path)) for path in exported] == ["bfloat16"]
+    np.testing.assert_allclose(served["bfloat16"]["probabilities"].sum(axis=1), 1.0, atol=1e-3)
 
 
-def test_fine_tuning_trains_encoder_and_keeps_checkpoints(tmp_path, labelled_csv, tiny_model_path):
-    summary = train_classifier(
-        _config(
-            tmp_path,
-            labelled_csv,
-            tiny_model_path,
-            trainable=True,
-            epochs=2,
-            encoder_learning_rate=1e-3,
-        )
-    )
+def test_fine_tuning_under_the_mirrored_strategy_keeps_checkpoints_and_serves(
+    tuned_classifier_run, served
+):
+    summary = tuned_classifier_run["summary"]
     assert summary["trainable"] and summary["version"] == 1
+    with open(os.path.join(summary["export_path"], METADATA_FILE)) as file:
+        config = json.load(file)["metadata"]["config"]
+    assert config["distribute"] == "mirrored" and config["trainable"] is True
     checkpoints = sorted(os.listdir(os.path.join(summary["run_dir"], "checkpoints")))
     assert checkpoints == ["epoch_01.weights.h5", "epoch_02.weights.h5"]
-    served = _served(summary["export_path"], ["the movie", "toy star"])
-    assert served["probabilities"].shape == (2, 3)
-
-
-def test_cli_prints_metrics_json(tmp_path, labelled_csv, tiny_model_path, capsys):
-    code = main(
-        [
-            "train-classifier",
-            "--data",
-            labelled_csv,
-            "--text-column",
-            "body",
-            "--label-column",
-            "topic",
-            "--model",
-            tiny_model_path,
-            "--epochs",
-            "2",
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--model-name",
-            "cli",
-            "--hidden-units",
-            "8",
-            "--cache",
-            str(tmp_path / "cache"),
-        ]
-    )
-    assert code == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("{")][-1]
-    summary = json.loads(line)
-    assert summary["export_path"].endswith(os.path.join("out", "cli", "1"))
-    assert 0.0 <= summary["accuracy"] <= 1.0
+    assert served["tuned"]["probabilities"].shape == (6, 3)
+    history = json.load(open(summary["metrics_json"]))["history"]
+    assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
 
 
 @pytest.mark.parametrize(
@@ -177,14 +174,3 @@ def test_unseen_test_label_fails_before_training(tmp_path, labelled_csv, tiny_mo
     with pytest.raises(DataValidationError, match=r"\['unknown'\] were not seen.*1 row: 2 "):
         train_classifier(config)
     assert not os.path.exists(tmp_path / "saved_models" / "topics")
-
-
-def test_mirrored_strategy_trains_and_exports(tmp_path, labelled_csv, tiny_model_path):
-    summary = train_classifier(
-        _config(
-            tmp_path, labelled_csv, tiny_model_path, trainable=True, epochs=1, distribute="mirrored"
-        )
-    )
-    assert summary["version"] == 1
-    served = _served(summary["export_path"], ["the movie"])
-    assert served["probabilities"].shape == (1, 3)

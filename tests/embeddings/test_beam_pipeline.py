@@ -49,8 +49,8 @@ def _embed(source, output, cache, *extra) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tweet_file(tmp_path_factory):
-    """2,000 real tweets (10 repeated under new ids) as Parquet: id, body."""
-    texts = keras_rec.data.sentiment_tweets()["text"].head(1990).tolist()
+    """500 real tweets (10 repeated under new ids) as Parquet: id, body."""
+    texts = keras_rec.data.sentiment_tweets()["text"].head(490).tolist()
     texts += texts[:10]
     path = tmp_path_factory.mktemp("tweets") / "texts.parquet"
     pd.DataFrame({"id": np.arange(len(texts)) * 7, "body": texts}).to_parquet(path)
@@ -67,8 +67,8 @@ def test_beam_fills_the_cache_with_the_vectors_of_keras_rec_embed(tweet_file, tm
     )
     beam = _summary(capsys)
 
-    assert beam["rows"] == beam["num_rows_written"] == 2000
-    assert beam["num_unique"] == beam["num_encoded"] == plain["num_unique"] == 1990
+    assert beam["rows"] == beam["num_rows_written"] == 500
+    assert beam["num_unique"] == beam["num_encoded"] == plain["num_unique"] == 490
     assert beam["num_cached"] == 0
     expected_frame, expected = _vectors_by_id(tmp_path / "plain.parquet")
     frame, vectors = _vectors_by_id(tmp_path / "beam.parquet")
@@ -91,12 +91,12 @@ def test_beam_fills_the_cache_with_the_vectors_of_keras_rec_embed(tweet_file, tm
         == 0
     )
     second = _summary(capsys)
-    assert (second["num_encoded"], second["num_cached"]) == (0, 1990)
+    assert (second["num_encoded"], second["num_cached"]) == (0, 490)
     _, again = _vectors_by_id(tmp_path / "beam2.parquet")
     np.testing.assert_array_equal(again, vectors)
     store = EmbeddingCache(beam_cache).namespace(plain_namespaces[0])
     assert store.verify() == []
-    assert len(store) == 1990
+    assert len(store) == 490
 
 
 def _small_texts(tmp_path, count=120) -> tuple[str, list[str]]:

@@ -22,11 +22,17 @@ TEXTS = ["a great movie", "", "terrible acting, fell asleep", "ＡＢＣ and 東
 
 
 @pytest.fixture(scope="module")
-def minilm_hub(tmp_path_factory):
-    """The embedded all-MiniLM-L6-v2 exported once for the module."""
-    out = tmp_path_factory.mktemp("minilm") / "hub"
-    summary = export_hub(None, str(out))
-    return summary
+def minilm_hub(keras_rec_home):
+    """The embedded all-MiniLM-L6-v2 exported once, into the session's home.
+
+    `hub_modules()` makes it with `export_hub` the first time; the notebooks'
+    kernels (same home) find it there.
+    """
+    from keras_rec.hub.local_hub import hub_modules
+
+    out_dir, _ = hub_modules()
+    parts = {part: os.path.join(out_dir, part) for part in ("preprocess", "encoder")}
+    return {"out_dir": out_dir, **parts}
 
 
 def _embed(hub_dir, texts, batch_size=64):
@@ -92,8 +98,8 @@ def _seeds_model(hub_dir, trainable):
 
 
 @pytest.mark.parametrize("trainable", [False, True])
-def test_keras3_pattern_trains_a_step(minilm_hub, trainable):
-    model = _seeds_model(minilm_hub["out_dir"], trainable)
+def test_keras3_pattern_trains_a_step(tiny_hub_dir, trainable):
+    model = _seeds_model(tiny_hub_dir, trainable)
     encoder = model.get_layer("encoder")
     if trainable:
         assert len(encoder.trainable_weights) > 0
@@ -116,7 +122,8 @@ def test_keras3_pattern_trains_a_step(minilm_hub, trainable):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_modules_load_with_hub_keras_layer_under_tf_keras(minilm_hub, tmp_path):
+def test_modules_load_with_hub_keras_layer_under_tf_keras(tiny_hub_dir, tmp_path):
+    preprocess, encoder = (os.path.join(tiny_hub_dir, part) for part in ("preprocess", "encoder"))
     script = textwrap.dedent(
         f"""
         import os
@@ -125,8 +132,8 @@ def test_modules_load_with_hub_keras_layer_under_tf_keras(minilm_hub, tmp_path):
         import tensorflow_text  # registers the preprocessor's TF Text ops, as TF Hub users do
         for trainable in (False, True):
             text = tf_keras.Input(shape=(), dtype=tf.string)
-            inputs = hub.KerasLayer({minilm_hub["preprocess"]!r})(text)
-            encoder = hub.KerasLayer({minilm_hub["encoder"]!r}, trainable=trainable)
+            inputs = hub.KerasLayer({preprocess!r})(text)
+            encoder = hub.KerasLayer({encoder!r}, trainable=trainable)
             outputs = encoder(inputs)
             logits = tf_keras.layers.Dense(2)(outputs["pooled_output"])
             model = tf_keras.Model(text, logits)
@@ -178,6 +185,7 @@ def test_failed_export_leaves_nothing(tiny_model_path, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.large
 def test_bfloat16_export_is_close_servable_and_recorded(minilm_hub, minilm_encoder, tmp_path):
     from keras_rec.hub.local_hub import hub_modules
 

@@ -208,12 +208,12 @@ def test_mpnet_matches_hf_on_corpus(mpnet_tokenizer, mpnet_preprocessor):
 # other paths through the graph (no NFD, multi-codepoint lowercase of U+0130).
 NORMALIZER_SETTINGS = [
     pytest.param(dict(lowercase=True, strip_accents=False), id="lowercase-keep-accents"),
-    pytest.param(dict(lowercase=False), id="cased", marks=pytest.mark.slow),
+    pytest.param(dict(lowercase=False), id="cased", marks=pytest.mark.large),
     pytest.param(
-        dict(lowercase=False, strip_accents=True), id="cased-strip-accents", marks=pytest.mark.slow
+        dict(lowercase=False, strip_accents=True), id="cased-strip-accents", marks=pytest.mark.large
     ),
     pytest.param(
-        dict(clean_text=False, handle_chinese_chars=False), id="raw", marks=pytest.mark.slow
+        dict(clean_text=False, handle_chinese_chars=False), id="raw", marks=pytest.mark.large
     ),
 ]
 
@@ -372,7 +372,7 @@ def test_validates_arguments(minilm_preprocessor):
         minilm_preprocessor.bert_pack_inputs([segment] * 3, 8)
 
 
-@pytest.mark.slow
+@pytest.mark.large
 def test_every_codepoint_matches_hf(minilm, minilm_preprocessor):
     """Each Unicode scalar value, between two letters, tokenizes as in Hugging Face."""
     codepoints = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]

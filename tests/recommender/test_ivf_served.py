@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -24,17 +25,18 @@ def _run(argv):
 
 
 @pytest.fixture(scope="module")
-def ivf_run(movielens_dir, tiny_model_path, tmp_path_factory):
-    """A small MovieLens run whose served models use the IVF index."""
+def ivf_run(movielens_run, tmp_path_factory):
+    """The suite's MovieLens run (its served models use the IVF index), exports copied.
+
+    `add-items` writes new versions: it works on a copy of the run's `saved_models/`.
+    """
     root = tmp_path_factory.mktemp("ivf_recommender")
-    argv = ["train-recommender", "--data", movielens_dir, "--model", tiny_model_path]
-    argv += ["--epochs", "2", "--max-ratings", "6000", "--batch-size", "256"]
-    argv += ["--output-dir", str(root / "saved_models"), "--cache", str(root / "cache")]
-    argv += ["--index", "ivf", "--recommend-candidates", "0", "--ranker-epochs", "0"]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KERAS_REC_HOME", str(root / "home"))
-        code, summary = _run(argv)
-    assert code == 0
+    shutil.copytree(os.path.join(movielens_run["root"], "saved_models"), root / "saved_models")
+    summary = dict(movielens_run["summary"])
+    summary["exports"] = {
+        name: str(root / "saved_models" / name / os.path.basename(path))
+        for name, path in summary["exports"].items()
+    }
     return {"summary": summary, "root": root}
 
 
@@ -76,12 +78,10 @@ def test_add_items_makes_a_new_item_retrievable_and_keeps_old_results(ivf_run, m
     text = movielens_item_texts(movielens_100k(movielens_dir).items).loc[before["item_ids"][0][0]]
     new_items = ivf_run["root"] / "new_items.csv"
     pd.DataFrame({"item_id": [90001], "title": [text]}).to_csv(new_items, index=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KERAS_REC_HOME", str(ivf_run["root"] / "home"))
-        code, added = _run(
-            ["add-items", "--export", retrieval_dir, "--items", str(new_items)]
-            + ["--item-text-template", "{title}"]
-        )
+    code, added = _run(
+        ["add-items", "--export", retrieval_dir, "--items", str(new_items)]
+        + ["--item-text-template", "{title}"]
+    )
     assert code == 0 and added["added_items"] == 1
     assert added["path"].endswith("retrieval/2") and added["index"]["index"] == "ivf"
     after = _served(added["path"], users)
@@ -90,11 +90,9 @@ def test_add_items_makes_a_new_item_retrievable_and_keeps_old_results(ivf_run, m
         kept = [item for item in new if item != 90001]
         assert kept == old[: len(kept)]  # the new item may push one out; nothing else moves
     # Its id is taken now: adding it again is refused, and no version is written.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KERAS_REC_HOME", str(ivf_run["root"] / "home"))
-        code, _ = _run(
-            ["add-items", "--export", added["path"], "--items", str(new_items)]
-            + ["--item-text-template", "{title}"]
-        )
+    code, _ = _run(
+        ["add-items", "--export", added["path"], "--items", str(new_items)]
+        + ["--item-text-template", "{title}"]
+    )
     assert code == 2
     assert list_versions(retrieval_dir) == [1, 2]

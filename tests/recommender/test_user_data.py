@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from script_runs import run_cli
 
 from keras_rec.cli import main
 from keras_rec.data import DataValidationError
@@ -78,31 +79,21 @@ def _write_embeddings(path, id_column, ids, rng, width):
 
 
 def _run(root, name, *flags, hub_dir=None):
-    """`keras-rec train-recommender FLAGS` in this process; its printed summary."""
+    """`keras-rec train-recommender FLAGS`, as a user types it; its printed summary."""
     out = root / name
+    out.mkdir()
     argv = [
         "train-recommender",
-        "--output-dir",
-        str(out / "saved_models"),
-        "--cache",
-        str(out / "cache"),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "128",
-        "--ranker-epochs",
-        "1",
+        "--output-dir", out / "saved_models",
+        "--cache", out / "cache",
+        "--epochs", "1",
+        "--batch-size", "128",
+        "--ranker-epochs", "1",
         *flags,
-    ]
+    ]  # fmt: skip
     if hub_dir:
         argv += ["--hub-dir", hub_dir]
-    stdout = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KERAS_REC_HOME", str(out / "home"))
-        with contextlib.redirect_stdout(stdout):
-            assert main(argv) == 0
-    lines = [line for line in stdout.getvalue().splitlines() if line.startswith("{")]
-    summary = json.loads(lines[-1])
+    summary = run_cli(argv, out)
     with open(summary["metrics_json"]) as file:
         summary["report"] = json.load(file)["report"]
     return summary
@@ -136,6 +127,7 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
         "--item-text-template", "{title}. {genres}",
         "--split", "leave-last-out",
         "--validation-fraction", "0.2",
+        "--ranker-task", "rating",
         hub_dir=tiny_hub_dir,
     )  # fmt: skip
     interactions = shop["interactions"]
@@ -149,6 +141,12 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
     )
     assert "val_loss" in summary["report"]["history"]
     assert 0 < summary["validation"]["retrieval"]["user_recall_at_100"] <= 1
+    # `--ranker-task rating`: the ranker regresses the shop's stars, beside the mean's error.
+    ranker = summary["report"]["ranker"]
+    assert ranker["task"] == "rating" and ranker["test_pairs"] == split["test"]
+    assert 0 < ranker["test_rmse"] < 4 and 0 < ranker["train_mean_rmse"] < 4
+    # The exact index: both stages rank the same 100 candidates, so the same Recall@100.
+    assert summary["two_stage"]["user_recall_at_100"] == summary["user_recall_at_100"]
     # The served retrieval takes the shop's own string ids, through TF Serving's loader.
     user = interactions["user_code"].iloc[0]
     answer = _serve(summary["exports"]["retrieval"], np.array([user, "nobody"], object))

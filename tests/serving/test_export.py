@@ -456,6 +456,52 @@ def test_an_export_failing_the_serving_check_is_not_published(tmp_path, monkeypa
     )
 
 
+def test_staged_exports_are_checked_in_one_process_and_published_together(tmp_path, monkeypatch):
+    """A training run's exports: one fresh process checks them all; one failing check
+    publishes none of them."""
+    from keras_rec.serving import saved_model_export, serving_check
+    from keras_rec.serving.saved_model_export import publish_exports, stage_export
+
+    processes = []
+    answer_each = serving_check.answer_each_in_fresh_process
+
+    def counting(models, *args, **kwargs):
+        processes.append(sorted(os.path.basename(os.path.dirname(p)) for p, _ in models.values()))
+        return answer_each(models, *args, **kwargs)
+
+    monkeypatch.setattr(serving_check, "answer_each_in_fresh_process", counting)
+    two_input = _two_input_model()
+    staged = [
+        stage_export(_lookup_model(), tmp_path, "lookup", examples=GENRES, chief=True),
+        stage_export(two_input, tmp_path, "two_inputs", examples=_two_input_examples(),
+                     chief=True, version=7),
+    ]  # fmt: skip
+    assert not any(name.isdigit() for name in os.listdir(tmp_path / "lookup"))
+    results = publish_exports(staged)
+    assert processes == [["lookup", "two_inputs"]]  # one process for both
+    assert [(r.model_name, r.version) for r in results] == [("lookup", 1), ("two_inputs", 7)]
+    assert all(r.serving_check["ok"] and os.path.isdir(r.path) for r in results)
+    assert results[1].serving_check["batch_sizes"] == [5, 1]
+
+    # The second one fails its check (its root keeps Keras layers, not their variables):
+    # neither is published, no temporary directory is left.
+    def layers_root(exported, functions):
+        root = tf.Module()
+        root.layers = list(exported.layers)
+        return root
+
+    good = stage_export(_lookup_model(), tmp_path, "lookup", examples=GENRES, chief=True)
+    monkeypatch.setattr(saved_model_export, "serving_root", layers_root)
+    bad = stage_export(two_input, tmp_path, "two_inputs", examples=_two_input_examples(),
+                       chief=True, warmup=False)  # fmt: skip
+    with pytest.raises(ServingCheckError, match=r"(?s)two_inputs.*Could not find variable"):
+        publish_exports([good, bad])
+    assert list_versions(str(tmp_path / "lookup")) == [1]
+    assert list_versions(str(tmp_path / "two_inputs")) == [7]
+    for name in ("lookup", "two_inputs"):
+        assert not [e for e in os.listdir(tmp_path / name) if e.startswith(".tmp-")]
+
+
 def test_public_names_resolve_whatever_was_imported_first():
     import keras_rec.serving as serving
     from keras_rec.serving import export_root, saved_model_export  # noqa: F401 - submodules

@@ -1,22 +1,15 @@
 """MLflow tracking of the training scripts, read back with `MlflowClient`."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from script_runs import FROZEN_EPOCHS
 
 mlflow = pytest.importorskip("mlflow")  # a dev dependency: present in CI
 
-from keras_rec.classifier import ClassifierTrainingConfig, train_classifier  # noqa: E402
 from keras_rec.tracking import DEFAULT_TRACKING_URI, resolve_tracking_uri, tracking_run  # noqa: E402
-
-
-@pytest.fixture
-def tracking_uri(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # artifacts land in ./mlruns
-    monkeypatch.setenv("KERAS_REC_HOME", str(tmp_path / "home"))
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
 
 
 def _artifacts(client, run_id, path=""):
@@ -36,35 +29,22 @@ def test_tracking_uri_resolution(monkeypatch):
         assert not tracker.enabled and tracker.keras_callbacks() == []
 
 
-def test_classifier_run_is_read_back(tracking_uri, tmp_path, labelled_csv, tiny_model_path):
-    config = ClassifierTrainingConfig(
-        data=labelled_csv,
-        text_column="body",
-        label_column="topic",
-        model=tiny_model_path,
-        epochs=6,
-        batch_size=16,
-        hidden_units=(32,),
-        head_learning_rate=1e-2,
-        test_fraction=0.25,
-        output_dir=str(tmp_path / "saved_models"),
-        model_name="topics",
-        cache=str(tmp_path / "cache"),
-        patience=0,
-        mlflow=True,
-        mlflow_experiment="topics-exp",
-    )
-    summary = train_classifier(config)
+def test_classifier_run_is_read_back(frozen_classifier_runs, tiny_model_path):
+    """The suite's `train-classifier --mlflow --mlflow-experiment topics-exp` run."""
+    summary = frozen_classifier_runs["first"]
+    tracking_uri = f"sqlite:///{os.path.join(frozen_classifier_runs['root'], 'mlruns.db')}"
+    mlflow.set_tracking_uri(tracking_uri)  # the logged models' `models:/` URIs resolve there
     client = mlflow.tracking.MlflowClient(tracking_uri)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "topics-exp"
-    assert run.data.params["epochs"] == "6" and run.data.params["model_name"] == "topics"
+    assert run.data.params["epochs"] == str(FROZEN_EPOCHS)
+    assert run.data.params["model_name"] == "topics"
     assert run.data.params["hidden_units"] == "32"
     assert run.data.metrics["test_accuracy"] == pytest.approx(summary["accuracy"], abs=1e-4)
     assert "per_class.space.recall" in run.data.metrics
     losses = client.get_metric_history(run.info.run_id, "loss")
-    assert [m.step for m in losses] == list(range(6))
+    assert [m.step for m in losses] == list(range(FROZEN_EPOCHS))
     artifacts = _artifacts(client, run.info.run_id)
     for expected in (
         "evaluation/confusion_matrix.png",

@@ -4,6 +4,10 @@ This is what SageMaker or Kubernetes sets up across machines: the same
 command on each worker, each with its own `TF_CONFIG` (here: free ports
 picked at run time, and an output directory per worker, as on separate
 machines). Only the chief (worker 0) may leave anything behind.
+
+Each test runs two whole training processes (four for the kill and restart) on
+the machine's cores: the `large` tier (`--run-large`). `tests/training/
+test_strategy_fit.py` trains two worker processes together in the default tier.
 """
 
 from __future__ import annotations
@@ -11,17 +15,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 from helpers import assert_close_retrieval_metrics
 from script_runs import (
+    CLASSIFIER_FLAGS,
+    TUNED_CLASSIFIER_FLAGS,
+    keras_rec_command,
     kill_at_line,
     recommender_command,
     script_environment,
+    steps_per_epoch,
     summary_of,
     worker_configs,
 )
+
+pytestmark = pytest.mark.large
 
 EXPORTS = ("user_tower", "item_tower", "ranker", "retrieval", "recommend", "query_retrieval")
 
@@ -50,6 +59,7 @@ def _run_workers(commands, root, configs, timeout=900) -> list[subprocess.Comple
             stderr=subprocess.PIPE,
             text=True,
             env=script_environment(root, config),
+            cwd=root,
         )  # fmt: skip
         for command, config in zip(commands, configs)
     ]
@@ -74,8 +84,9 @@ def _final_loss(metrics_json: str) -> float:
 
 
 def test_two_workers_train_the_recommender_like_one(
-    movielens_dir, tiny_model_path, tmp_path, single_worker_recommender
+    movielens_dir, tiny_model_path, tmp_path, movielens_run
 ):
+    single_worker_recommender = movielens_run["summary"]
     commands = _recommender_workers(movielens_dir, tiny_model_path, tmp_path)
     chief, worker = _run_workers(commands, tmp_path, worker_configs(2))
     assert chief.returncode == 0, chief.stderr[-3000:]
@@ -97,7 +108,7 @@ def test_two_workers_train_the_recommender_like_one(
 
 
 def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
-    movielens_dir, tiny_model_path, tmp_path, single_worker_recommender
+    movielens_dir, tiny_model_path, tmp_path, movielens_run
 ):
     configs = worker_configs(2)
     commands = _recommender_workers(
@@ -106,13 +117,13 @@ def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
     with open(tmp_path / "chief.log", "w") as chief_log:
         chief = subprocess.Popen(
             commands[0], stdout=chief_log, stderr=subprocess.STDOUT, text=True,
-            env=script_environment(tmp_path, configs[0]),
+            env=script_environment(tmp_path, configs[0]), cwd=tmp_path,
         )  # fmt: skip
         worker = subprocess.Popen(
             commands[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=script_environment(tmp_path, configs[1]),
+            env=script_environment(tmp_path, configs[1]), cwd=tmp_path,
         )  # fmt: skip
-        kill_at_line(worker, "retrieval: checkpoint at epoch 2, step 5/")
+        steps = steps_per_epoch(kill_at_line(worker, "retrieval: checkpoint at epoch 2, step 5/"))
         # The chief is stuck in (or fails) its next collective; the job is restarted.
         try:
             chief.wait(timeout=20)
@@ -125,49 +136,40 @@ def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
     restarted = _run_workers(commands, tmp_path, worker_configs(2))
     for result in restarted:
         assert result.returncode == 0, result.stderr[-3000:]
-        assert "retrieval: resuming at epoch 2, step 5/17" in result.stdout
+        assert f"retrieval: resuming at epoch 2, step 5/{steps}" in result.stdout
     summary = summary_of(restarted[0].stdout)
     assert summary["resumed"] is True and summary["resumed_at_epoch"] == 2
     _assert_chief_alone_wrote(tmp_path, EXPORTS)
     assert not (tmp_path / "out0" / ".checkpoints").exists()  # removed once complete
-    assert_close_retrieval_metrics(summary, single_worker_recommender, tolerance=0.03)
-
-
-def _classifier_command(data, model_path, root, output_dir, *extra) -> list[str]:
-    return [
-        sys.executable, "-m", "keras_rec.cli", "train-classifier", "--data", data,
-        "--text-column", "body", "--label-column", "topic", "--model", model_path,
-        "--epochs", "3", "--batch-size", "16", "--trainable", "--encoder-learning-rate", "1e-3",
-        "--hidden-units", "16", "--output-dir", str(output_dir), "--model-name", "topics",
-        "--cache", str(root / "cache"), *extra,
-    ]  # fmt: skip
+    assert_close_retrieval_metrics(summary, movielens_run["summary"], tolerance=0.03)
 
 
 def test_two_workers_fine_tune_the_classifier_like_one(
-    write_labelled_csv, tiny_model_path, tmp_path
+    tuned_classifier_run, tiny_model_path, tmp_path
 ):
-    # 360 texts: the default 120 leave a test split too small to compare.
-    labelled_csv = write_labelled_csv(per_class=120)
-    single = subprocess.run(
-        _classifier_command(labelled_csv, tiny_model_path, tmp_path, tmp_path / "single"),
-        capture_output=True, text=True, env=script_environment(tmp_path), timeout=900,
-    )  # fmt: skip
-    assert single.returncode == 0, single.stderr[-3000:]
+    """The suite's fine-tuning run (`--distribute mirrored`, one replica) on two workers."""
     commands = [
-        _classifier_command(
-            labelled_csv,
+        keras_rec_command(
+            "train-classifier",
+            "--data",
+            tuned_classifier_run["data"],
+            "--model",
             tiny_model_path,
-            tmp_path,
-            tmp_path / f"out{index}",
+            *CLASSIFIER_FLAGS,
+            *TUNED_CLASSIFIER_FLAGS,
             "--distribute",
             "multi_worker",
+            "--output-dir",
+            str(tmp_path / f"out{index}"),
+            "--cache",
+            str(tmp_path / "cache"),
         )  # fmt: skip
         for index in range(2)
     ]
     chief, worker = _run_workers(commands, tmp_path, worker_configs(2))
     assert chief.returncode == 0, chief.stderr[-3000:]
     assert worker.returncode == 0, worker.stderr[-3000:]
-    one, two = summary_of(single.stdout), summary_of(chief.stdout)
+    one, two = tuned_classifier_run["summary"], summary_of(chief.stdout)
     assert two["workers"] == 2 and summary_of(worker.stdout)["export_path"] is None
     _assert_chief_alone_wrote(tmp_path, ["topics"])
     runs = os.listdir(tmp_path / "out0" / "runs")
@@ -176,7 +178,7 @@ def test_two_workers_fine_tune_the_classifier_like_one(
         one_history = json.load(file)["history"]
     with open(two["metrics_json"]) as file:
         two_history = json.load(file)["history"]
-    assert len(two_history["loss"]) == 3 and two_history["loss"][-1] < two_history["loss"][0]
+    assert len(two_history["loss"]) == 2 and two_history["loss"][-1] < two_history["loss"][0]
     # From log(3) = 1.1 at the start, both end within 0.1 of each other.
     assert two_history["loss"][-1] == pytest.approx(one_history["loss"][-1], abs=0.1)
     assert abs(two["accuracy"] - one["accuracy"]) <= 0.1, (two["accuracy"], one["accuracy"])

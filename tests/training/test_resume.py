@@ -1,4 +1,9 @@
-"""A single-process training run killed mid-epoch and started again resumes there."""
+"""A single-process training run killed mid-epoch and started again resumes there.
+
+Two `train-recommender` processes: the `large` tier (`--run-large`). The resume
+mechanism itself (`strategy_fit` restoring the epoch and step) is checked in the
+default tier by tests/training/test_strategy_fit.py.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import glob
 import os
 import subprocess
 
+import pytest
 from helpers import assert_close_retrieval_metrics
 from script_runs import (
     RECOMMENDER_EPOCHS,
     kill_at_line,
     recommender_command,
     script_environment,
+    steps_per_epoch,
     summary_of,
 )
 
@@ -32,8 +39,9 @@ def _retrieval_epochs(output: str) -> list[int]:
     return epochs
 
 
+@pytest.mark.large
 def test_a_killed_run_resumes_from_its_last_checkpoint(
-    movielens_dir, tiny_model_path, tmp_path, single_worker_recommender
+    movielens_dir, tiny_model_path, tmp_path, movielens_run
 ):
     saved_models = tmp_path / "saved_models"
     command = recommender_command(
@@ -42,17 +50,20 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(
     env = script_environment(tmp_path)
     # SIGKILL after the first mid-epoch checkpoint of epoch 2.
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
     )
-    kill_at_line(process, "retrieval: checkpoint at epoch 2, step 5/")
+    killed = kill_at_line(process, "retrieval: checkpoint at epoch 2, step 5/")
+    steps = steps_per_epoch(killed)
     (checkpoints,) = glob.glob(str(saved_models / ".checkpoints" / "recommender-*" / "retrieval"))
     assert os.path.exists(os.path.join(checkpoints, "checkpoint"))
     assert not (saved_models / "user_tower").exists()  # nothing exported
 
     # The same command again: it starts at epoch 2, step 5, not from scratch.
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "retrieval: resuming at epoch 2, step 5/17" in result.stdout
+    assert f"retrieval: resuming at epoch 2, step 5/{steps}" in result.stdout
     assert _retrieval_epochs(result.stdout) == [2, 3]
     summary = summary_of(result.stdout)
     assert summary["resumed"] is True and summary["resumed_at_epoch"] == 2
@@ -61,5 +72,6 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(
     assert not (saved_models / ".checkpoints").exists()  # a completed run removes them
     # As good as an uninterrupted run of the same settings: each epoch's data
     # order depends on (seed, epoch) only, and the step position is restored.
-    assert single_worker_recommender["resumed"] is False
-    assert_close_retrieval_metrics(summary, single_worker_recommender, tolerance=0.02)
+    reference = movielens_run["summary"]
+    assert reference["resumed"] is False
+    assert_close_retrieval_metrics(summary, reference, tolerance=0.02)

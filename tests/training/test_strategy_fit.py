@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rec.training.strategy_fit import strategy_fit
+from keras_rec.training.strategy_fit import replica_batch_size, strategy_fit
 
 WORKER = os.path.join(os.path.dirname(__file__), "workers", "two_replica_retrieval.py")
 
@@ -117,3 +117,12 @@ def test_two_worker_processes_train_the_same_model(uninterrupted, tmp_path):
     np.testing.assert_allclose(chief["loss"], uninterrupted["loss"], rtol=0.05)
     # The chief's checkpoints only: worker 1's temporary ones are gone.
     assert os.listdir(tmp_path) == ["checkpoints"]
+
+
+def test_a_batch_chosen_from_the_data_is_shared_evenly_by_the_replicas():
+    # 63 re-ranker users on two workers: 62 a batch (31 each); 100 users: the full 64.
+    assert replica_batch_size(64, 63, 2) == 62
+    assert replica_batch_size(64, 100, 2) == 64
+    assert replica_batch_size(64, 63, 1) == 63
+    assert replica_batch_size(64, 1, 2) == 2  # one example a replica at least
+    assert replica_batch_size(64, 10, 4) == 8
