@@ -19,6 +19,9 @@ TensorFlow or PyTorch import):
 from __future__ import annotations
 
 import importlib
+import os
+
+from keras_rec.tensorflow_startup import HIDE_STARTUP_VARIABLE, hide_tensorflow_startup_lines
 
 __version__ = "0.1.0"
 
@@ -34,6 +37,10 @@ _SUBPACKAGES = (
 )
 
 __all__ = ["__version__", *_SUBPACKAGES]
+
+# A process `keras-rec` started (e.g. a Beam worker) hides TensorFlow's start-up lines as it does.
+if os.environ.get(HIDE_STARTUP_VARIABLE) == "1":
+    hide_tensorflow_startup_lines()
 
 
 def __getattr__(name):

@@ -304,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train-classifier",
         add_help=False,
-        help="train, evaluate and export a text classifier (--help for its options)",
+        help="train a text classifier (a sentence-transformer, frozen or fine-tuned, and a "
+        "dense head) on a labelled CSV/Parquet file or the bundled tweets; evaluate it and "
+        "export it for TF Serving (--help for its options)",
     )
     # Its own parser (SageMaker-aware) reads the rest: see `main`.
     train.set_defaults(run=_run_train_classifier, passes_arguments=True)
@@ -312,14 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     recommender = commands.add_parser(
         "train-recommender",
         add_help=False,
-        help="train, evaluate and export the MovieLens two-tower recommender (--help for "
-        "its options)",
+        help="train two-tower retrieval and a re-ranker on MovieLens or your own "
+        "interactions, items and users (CSV/Parquet); evaluate them beside popularity and "
+        "EASE; export retrieval, the two-stage recommend model and the towers for TF "
+        "Serving (--help for its options)",
     )
     recommender.set_defaults(run=_run_train_recommender, passes_arguments=True)
 
     embed = commands.add_parser(
         "embed",
-        help="embed a text column of a CSV/Parquet file through the cache",
+        help="embed a text column of a CSV/TSV/Parquet/JSON Lines file (path or URL) "
+        "through the embedding cache, in this process or as an Apache Beam job",
         description="Embed a text column of a CSV/TSV/Parquet/JSON Lines file; only texts "
         "the cache lacks are encoded. Writes a Parquet file with the id, the text and the "
         "embedding. With --runner the job runs as an Apache Beam pipeline (the `beam` "
@@ -410,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check-serving",
-        help="check that TF Serving can load and run a SavedModel",
+        help="check that TF Serving can load and run a SavedModel: its ops, the Session "
+        "loader in a fresh process, warmup and REST examples",
         description="Check a SavedModel the way TF Serving will load it: every op (graph and "
         "function library) must exist in the TF Serving build; then, in a fresh process with "
         "TensorFlow only, it must load through the Session-based C++ loader path (and "
@@ -433,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser(
         "serving-config",
-        help="write models.config and batching parameters for TF Serving",
+        help="write models.config and batching parameters for TF Serving, for the "
+        "exported SavedModels of a directory",
         description="Find every model under BASE_DIR (BASE_DIR/<name>/<version>/saved_model.pb; "
         "directories not named by a number are ignored) and write models.config, "
         "models.docker.config and batching_parameters.txt; print the commands that serve them.",
@@ -482,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build-index",
-        help="index item vectors (Parquet) as a top-K SavedModel for TF Serving",
+        help="index item vectors (Parquet) as a top-K SavedModel for TF Serving: exact, or "
+        "IVF with nprobe tuned on queries",
         description="Read item vectors (Parquet: an id column and an `embedding` list column, "
         "as `keras-rec embed` writes) and export OUTPUT_DIR/MODEL_NAME/<version>, whose "
         "serving_default takes `query` float [None, d] and returns `item_ids` and `scores` "
@@ -512,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add = commands.add_parser(
         "add-items",
-        help="add new items to an exported retrieval model (next version, no retraining)",
+        help="add new items (CSV/TSV/Parquet) to an exported retrieval model: the next "
+        "version, no retraining",
         description="Embed new items' texts with the run's sentence-transformer, pass them "
         "through its exported item tower (as items without history), add them to the "
         "retrieval model's index (IVF: each into its nearest partition) and write the next "
@@ -557,9 +566,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if not args.verbose:
-        # TensorFlow's C++ start-up lines (CUDA probing, CPU features, ...) are
-        # noise on a command line; errors still raise as Python exceptions.
+        # TensorFlow's C++ start-up lines (CUDA probing, oneDNN, ...) are noise on a
+        # command line, here and in the processes this one starts; errors still raise
+        # as Python exceptions, and other native lines still show.
+        from keras_rec.tensorflow_startup import (
+            HIDE_STARTUP_VARIABLE,
+            hide_tensorflow_startup_lines,
+        )
+
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault(HIDE_STARTUP_VARIABLE, "1")
+        hide_tensorflow_startup_lines()
     if getattr(args, "passes_arguments", False):
         args.arguments = rest
     elif rest:

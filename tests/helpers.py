@@ -8,6 +8,8 @@
   `train-recommender` runs score alike.
 - `assert_cosine_close(actual, expected, min_cosine)`: every row of two
   embedding matrices points the same way; returns the smallest cosine.
+- `assert_no_tensorflow_startup_lines(stderr)`: a plain `keras-rec` run
+  printed none of TensorFlow's native start-up lines.
 - `assert_saved_model_round_trip(model_or_module, inputs, tmp_path)`: SavedModel
   export -> load in a fresh process that imports only TensorFlow, through TF
   Serving's Session loader and `tf.saved_model.load` -> run `serving_default`
@@ -298,3 +300,11 @@ def assert_cosine_close(actual, expected, min_cosine: float) -> float:
         f"({int(np.sum(cosine < min_cosine))} of {len(cosine)} rows below)"
     )
     return float(cosine[worst])
+
+
+def assert_no_tensorflow_startup_lines(stderr: str) -> None:
+    """`stderr` of a `keras-rec` run without --verbose holds no TensorFlow start-up line."""
+    from keras_rec.tensorflow_startup import STARTUP_LINES
+
+    shown = [line for line in stderr.splitlines() if STARTUP_LINES.search(line)]
+    assert not shown, shown

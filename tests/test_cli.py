@@ -236,3 +236,40 @@ def test_a_rejected_flag_needs_no_tensorflow(tmp_path):
     )
     assert result.stdout.strip() == "exit 2 False False", result.stderr[-2000:]
     assert "unrecognized arguments: --no-such-flag 1" in result.stderr
+
+
+# The main inputs each subcommand's line of `keras-rec --help` names.
+MAIN_INPUTS = {
+    "train-classifier": ["labelled CSV/Parquet", "tweets", "sentence-transformer"],
+    "train-recommender": ["MovieLens", "interactions", "items", "users", "CSV/Parquet"],
+    "embed": ["text column", "CSV/TSV/Parquet/JSON Lines", "URL"],
+    "embed-movielens": ["MovieLens-100K"],
+    "export-hub": ["sentence-transformer"],
+    "check-serving": ["SavedModel"],
+    "serving-config": ["SavedModels of a directory"],
+    "package-sagemaker": ["SavedModel versions"],
+    "build-index": ["item vectors (Parquet)", "queries"],
+    "add-items": ["new items (CSV/TSV/Parquet)", "retrieval model"],
+}
+
+
+def test_each_command_line_of_the_help_names_its_main_inputs():
+    """`keras-rec --help` as a user types it: one entry per subcommand, naming its inputs."""
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_rec.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    listing = result.stdout.split("COMMAND\n", 1)[1].split("\noptions:", 1)[0]
+    entries, name = {}, None
+    for line in listing.splitlines():
+        words = line.split()
+        if line.startswith("    ") and not line.startswith("     ") and words:
+            name = words[0]
+            entries[name] = " ".join(words[1:])
+        elif name and words:
+            entries[name] += " " + " ".join(words)
+    assert sorted(entries) == sorted(MAIN_INPUTS)
+    for command, inputs in MAIN_INPUTS.items():
+        for words in inputs:
+            assert words in entries[command], (command, words, entries[command])
+    assert "the MovieLens two-tower recommender" not in result.stdout  # the old scope

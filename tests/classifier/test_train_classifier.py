@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_no_tensorflow_startup_lines
 from labelled_texts import write_labelled_csv_file
 from script_runs import CLASSIFIER_FLAGS, run_cli
 
@@ -81,6 +82,7 @@ def test_frozen_training_learns_exports_and_serves(frozen_classifier_runs, serve
     assert summary["accuracy"] > 0.8, summary  # chance is 1/3
     assert summary["version"] == 1 and os.path.isdir(summary["export_path"])
     assert summary["export_path"].endswith(os.path.join("saved_models", "topics", "1"))
+    assert_no_tensorflow_startup_lines(summary["stderr"])  # no --verbose
     # Served contract: probabilities, class id and the label name, from the graph alone.
     answer = served["frozen"]
     assert answer["probabilities"].shape == (6, 3) and answer["probabilities"].dtype == np.float32

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_no_tensorflow_startup_lines
 from script_runs import RECOMMENDER_EPOCHS
 
 from keras_rec.data import DataValidationError
@@ -45,6 +46,9 @@ def test_script_prints_metrics_and_writes_metrics_json(trained):
     ):
         assert key in summary, key
     assert summary["train_pairs"] + summary["test_pairs"] >= 6000
+    # Without --verbose, none of TensorFlow's native start-up lines (this process and
+    # the serving checks it started).
+    assert_no_tensorflow_startup_lines(summary["stderr"])
     assert summary["cold_items"] == 166 and summary["items"] == 1664
     assert 0.0 <= summary["top100_accuracy"] <= 1.0
     assert 0.0 < summary["ranker"]["test_auc"] <= 1.0
