@@ -19,13 +19,11 @@ not. A crash while loading still prints its Python traceback
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import importlib.abc
 import importlib.util
 import os
 import re
 import sys
-import tempfile
 
 # Set to "1" by `keras-rec` without --verbose; inherited by the processes it starts.
 HIDE_STARTUP_VARIABLE = "KERAS_REC_HIDE_TF_STARTUP"
@@ -46,6 +44,9 @@ STARTUP_LINES = re.compile(
 @contextlib.contextmanager
 def startup_lines_hidden():
     """Within the block, native writes to stderr are held; after it, all but `STARTUP_LINES`."""
+    import faulthandler  # here: `import keras_rec` imports this module and stays light
+    import tempfile
+
     sys.stderr.flush()
     saved = os.dup(2)
     held = tempfile.TemporaryFile()
