@@ -261,6 +261,7 @@ def _run_build_index(args: argparse.Namespace) -> dict:
 
 def _run_add_items(args: argparse.Namespace) -> dict:
     from keras_rec.recommender.add_items import add_items
+    from keras_rec.recommender.recall_recheck import recheck_line
 
     summary = add_items(
         args.export,
@@ -273,6 +274,9 @@ def _run_add_items(args: argparse.Namespace) -> dict:
         f"Added {summary['added_items']} items ({summary['items']} in all): {summary['path']}",
         file=sys.stderr,
     )
+    line = recheck_line(summary["index"])
+    if line:
+        print(line, file=sys.stderr)
     return summary
 
 

@@ -55,15 +55,29 @@ LONG_GROUPS = (
 )  # fmt: skip
 
 
+# Large tests each go alone to a worker, longest first: in `.ci/run` the shared runs
+# they read exist already (the default tier built them), and two of them on one
+# worker would be the tier's critical path. (Run alone, the first test to need a
+# shared run builds it while the other worker waits on its lock.)
+LONG_LARGE_TESTS = (
+    "test_two_workers_train_like_one_and_resume_at_the_epoch_a_killed_worker_reached",
+    "test_a_killed_run_resumes_from_its_last_checkpoint",
+    "test_two_workers_fine_tune_the_classifier_like_one",
+    "test_bfloat16_export_is_close_servable_and_recorded",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     groups = {}
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         group = next((g for name, g in SHARED_RUN_GROUPS.items() if name in fixtures), None)
+        if "large" in item.keywords:
+            group = item.name
         groups[item.nodeid] = group or item.path.stem
         item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
-    rank = {group: index for index, group in enumerate(LONG_GROUPS)}
+    rank = {group: index for index, group in enumerate(LONG_GROUPS + LONG_LARGE_TESTS)}
     items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable
     if config.getoption("--run-large"):
         return

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_rec.recommender.item_index import INDEX_FILE, index_metadata
+from keras_rec.recommender.item_index import INDEX_FILE, index_metadata, user_sample
+from keras_rec.recommender.recall_recheck import recheck_recall
 
 ITEM_TOWER = "item_tower"
 
@@ -29,10 +30,14 @@ def add_items(
     and passed through the exported `item_tower` version the retrieval was
     built with. An IVF index puts each new vector into its nearest
     partition (centroids and `nprobe` unchanged); an exact index appends
-    it. Existing items keep their rows and ids, users their vectors and
-    seen items, so a user's results change only where a new item enters
-    them. The new version goes through every export check and appears
-    atomically; the source version is left as it is.
+    it. Once the catalogue has grown by `RECHECK_GROWTH` (10%) or more
+    since its IVF recall was measured, the recall at the kept `nprobe` is
+    measured again on the same sample of users (seen items excluded) and
+    recorded, with whether it still reaches the target (`recheck_recall`).
+    Existing items keep their rows and ids, users their vectors and seen
+    items, so a user's results change only where a new item enters them.
+    The new version goes through every export check and appears atomically;
+    the source version is left as it is.
 
     Args:
         export_dir: str. `<base>/retrieval` (its latest version is
@@ -111,6 +116,14 @@ def add_items(
         index=index,
     )
     report = {**json.loads(model.index_json), "added_items": len(new_ids)}
+    report.update(
+        recheck_recall(
+            _recorded_index(source),
+            index,
+            item_vectors,
+            user_sample(tables["user_vectors"], seen),
+        )
+    )
     extra = {INDEX_FILE: json.dumps(report, indent=1)}
     metrics_path = os.path.join(source, "assets.extra", "metrics.json")
     if os.path.exists(metrics_path):
@@ -156,6 +169,15 @@ def _version_dir(export_dir: str) -> str:
             "(`<output-dir>/retrieval`) or one of its version directories."
         )
     return os.path.join(export_dir, str(versions[-1]))
+
+
+def _recorded_index(version_dir: str) -> dict[str, Any]:
+    """The index report a version was exported with (`{}` if it has none)."""
+    path = os.path.join(version_dir, "assets.extra", INDEX_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
 
 
 def _served_tables(version_dir: str) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from keras_rec.recommender.item_index import (
     ItemIndexSettings,
     build_item_index,
     index_metadata,
-    tuning_rows,
+    item_queries,
 )
 
 
@@ -47,7 +47,9 @@ def build_index(
         settings: `ItemIndexSettings` (`--index`, `--index-recall`, ...).
         queries: str or None. Parquet with an `embedding` column of real
             queries to tune `nprobe` on; default: a seeded sample of the
-            items themselves ("more like this" queries).
+            items, each moved half-way to its nearest other item with its
+            own row excluded (`item_queries`): the recorded recall is that
+            of queries near the items, not on them.
         target: str or None. TF Serving build of the op check (default
             `keras_rec.serving.op_check.DEFAULT_TARGET`).
 
@@ -69,11 +71,13 @@ def build_index(
     if k > len(vectors):
         raise ValueError(f"`k` must be <= the {len(vectors)} items. Received: k={k}")
     if queries is None:
-        sample, source = vectors[tuning_rows(len(vectors), settings.seed)], "items"
+        sample, source = (lambda: item_queries(vectors, settings.seed)), "items"
     else:
-        sample, source = query_vectors(queries, vectors.shape[1]), queries
+        given = query_vectors(queries, vectors.shape[1])
+        sample, source = (lambda: (given, None, {"from": queries})), queries
     layer, report = build_item_index(vectors, k, settings, sample_queries=sample)
-    report["tuning_queries_from"] = source
+    if report["index"] == "ivf":
+        report["tuning_queries_from"] = source
     model = VectorRetrieval(layer, ids)
     result = export(
         model,

@@ -97,8 +97,10 @@ def build_item_index(
         k: int. Results per query.
         settings: `ItemIndexSettings` (default: auto, float32).
         sample_queries: float `[Q, D]` real queries (users' vectors, query
-            text embeddings), or a callable returning `(queries, exclude)`
-            (called only for IVF). Required for IVF.
+            text embeddings), or a callable returning `(queries, exclude)` or
+            `(queries, exclude, description)` (called only for IVF; the
+            description, a JSON-ready dict saying where the queries come
+            from, is the report's `tuning_queries`). Required for IVF.
         sample_exclude: optional int `[Q, M]` item rows each sample query
             excludes (-1 padded), as served.
         name: str. Layer name.
@@ -107,7 +109,8 @@ def build_item_index(
         `(layer, report)`: report is a JSON-ready dict (`index`, `items`,
         and for IVF `num_partitions`, `nprobe`, `storage`, `target_recall`,
         `recall` reached, `curve` of `[nprobe, recall]` tried, `queries`,
-        `partition_sizes` min/median/max, `build_seconds`).
+        `partition_sizes` min/median/max, `build_seconds`, and
+        `tuning_queries` when the sample came with a description).
     """
     from keras_rec.recommender.brute_force_top_k import BruteForceTopK
     from keras_rec.recommender.ivf_top_k import IVFTopK
@@ -118,8 +121,10 @@ def build_item_index(
     if kind == "exact":
         layer = BruteForceTopK(item_vectors, np.arange(len(item_vectors)), k=k, name=name)
         return layer, describe_index(layer)
+    described = None
     if callable(sample_queries):
-        sample_queries, sample_exclude = sample_queries()
+        sample_queries, sample_exclude, *described = sample_queries()
+        described = described[0] if described else None
     if sample_queries is None or len(sample_queries) == 0:
         raise ValueError("An IVF index needs `sample_queries` to choose `nprobe`.")
     start = time.perf_counter()
@@ -138,6 +143,8 @@ def build_item_index(
         "seed": settings.seed,
         "build_seconds": round(time.perf_counter() - start, 2),
     }
+    if described is not None:
+        report["tuning_queries"] = described
     return layer, report
 
 
@@ -206,14 +213,55 @@ def padded_rows(lists, rows) -> np.ndarray:
 
 
 def user_sample(user_vectors, seen_items=None):
-    """`sample_queries` for a user-facing index: seeded users, their seen items excluded."""
+    """`sample_queries` for a user-facing index: seeded users, their seen items excluded.
+
+    The served queries are these users' own vectors, so the recall tuned on
+    them is the recall they get (`add_items` re-measures it on the same sample).
+    """
 
     def sample():
         rows = tuning_rows(len(user_vectors), seed=0)
         exclude = None if seen_items is None else padded_rows(seen_items, rows)
-        return np.asarray(user_vectors, np.float32)[rows], exclude
+        description = {"from": "users", "seen_items_excluded": seen_items is not None}
+        return np.asarray(user_vectors, np.float32)[rows], exclude, description
 
     return sample
+
+
+def item_queries(item_vectors, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Queries made from the items, for tuning `nprobe` when no real ones are given.
+
+    An item vector as its own query finds itself, in its own partition, and
+    overstates the recall of real queries, which sit near the items but not
+    on them. Each of a seeded sample of items (`tuning_rows`) is moved, in a
+    random direction, half the distance to its nearest other item (about
+    the radius of the region where it is still the nearest item), keeping
+    its norm; its own row is excluded from the exact and the approximate
+    top K. On clustered data this tracks the recall of queries drawn near
+    the items (`benchmarks/retrieval_index.py`).
+
+    Returns:
+        `(queries [Q, D], exclude [Q, 1] (each query's own row), description)`;
+        the description (JSON-ready) is what the index report records.
+    """
+    item_vectors = np.asarray(item_vectors, np.float32)
+    rows = tuning_rows(len(item_vectors), seed)
+    picked = item_vectors[rows]
+    own = rows.reshape(-1, 1).astype(np.int64)
+    nearest = exact_top_k(item_vectors, picked, 1, own)[:, 0]
+    distance = np.linalg.norm(item_vectors[nearest] - picked, axis=1)
+    direction = np.random.default_rng(seed).standard_normal(picked.shape).astype(np.float32)
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+    moved = picked + direction * (0.5 * distance)[:, None]
+    norms = np.linalg.norm(picked, axis=1, keepdims=True)
+    moved *= norms / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
+    description = {
+        "from": "items",
+        "own_row_excluded": True,
+        "moved": "half the distance to the nearest other item, random direction",
+        "median_distance_moved": round(float(np.median(0.5 * distance)), 5),
+    }
+    return moved.astype(np.float32), own, description
 
 
 def tuning_rows(count: int, seed: int) -> np.ndarray:

@@ -227,7 +227,11 @@ class QueryRetrieval(tf.Module):
             index,
             unit_rows(item_embeddings),
             k,
-            lambda: (None if sample_queries is None else unit_rows(sample_queries), None),
+            lambda: (
+                None if sample_queries is None else unit_rows(sample_queries),
+                None,
+                {"from": "sample_queries (users' text embeddings in train-recommender)"},
+            ),
         )
         # A string: a dict attribute of a tf.Module would be wrapped for tracking.
         self.index_json = json.dumps(report)

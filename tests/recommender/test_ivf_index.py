@@ -17,11 +17,13 @@ from keras_rec.recommender.item_index import (
     ItemIndexSettings,
     build_item_index,
     exact_top_k,
+    item_queries,
     overlap_recall,
     resolve_index_type,
 )
 from keras_rec.recommender.ivf_partitions import IVFPartitions, kmeans_partitions
 from keras_rec.recommender.ivf_top_k import IVFTopK
+from keras_rec.recommender.recall_recheck import measured_recall, recheck_line, recheck_recall
 from keras_rec.serving.fresh_process import answer_in_fresh_process
 from keras_rec.serving.versioned_dir import list_versions
 
@@ -226,3 +228,64 @@ def test_tuning_reaches_the_target_when_exclusions_widen_the_probe():
         items, 20, settings, sample_queries=queries, sample_exclude=exclude
     )
     assert report["recall"] >= 0.99, report["curve"]
+
+
+def test_item_queries_sit_near_the_items_and_exclude_their_own_row():
+    items, _ = clustered()
+    queries, own, description = item_queries(items, seed=0)
+    assert own.shape == (len(queries), 1) and len(np.unique(own)) == len(queries)
+    picked = items[own[:, 0]]
+    np.testing.assert_allclose(
+        np.linalg.norm(queries, axis=1), np.linalg.norm(picked, axis=1), rtol=1e-5
+    )
+    moved = np.linalg.norm(queries - picked, axis=1)
+    assert (moved > 0).all()  # never the item itself
+    nearest = exact_top_k(items, picked, 1, own)[:, 0]
+    half_way = 0.5 * np.linalg.norm(items[nearest] - picked, axis=1)
+    # Half-way to the nearest other item, give or take the norm being kept.
+    assert (moved <= half_way * 1.02).all() and np.median(moved / half_way) > 0.9
+    assert description["from"] == "items" and description["own_row_excluded"] is True
+    assert description["median_distance_moved"] == pytest.approx(np.median(half_way), rel=1e-4)
+
+
+def test_build_index_without_queries_reports_the_recall_of_queries_near_the_items(tmp_path, capsys):
+    """The recorded recall is that of queries near the items, not of the items themselves."""
+    items, _ = clustered(num_items=3000)
+    rng = np.random.default_rng(5)
+    near = items[rng.integers(0, len(items), 1000)] + 0.1 * rng.normal(size=(1000, 16))
+    near = (near / np.linalg.norm(near, axis=1, keepdims=True)).astype(np.float32)
+    _write_vectors(tmp_path / "items.parquet", np.arange(len(items)), items)
+    argv = ["build-index", "--item-vectors", str(tmp_path / "items.parquet"), "--id-column"]
+    argv += ["sku", "--index", "ivf", "--index-recall", "0.95", "--output-dir", str(tmp_path)]
+    assert main([*argv, "--model-name", "m"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with open(os.path.join(summary["path"], "assets.extra", INDEX_FILE)) as file:
+        recorded = json.load(file)
+    assert recorded["tuning_queries_from"] == "items"
+    assert recorded["tuning_queries"]["own_row_excluded"] is True
+    layer = IVFTopK(items, k=10, partitions=kmeans_partitions(items, None, 0))
+    layer.set_nprobe(recorded["nprobe"])
+    assert recorded["num_partitions"] == layer.num_partitions
+    assert abs(recorded["recall"] - measured_recall(layer, items, near)) <= 0.01
+
+
+def test_recall_is_rechecked_once_the_catalogue_grew_ten_percent():
+    items, queries = clustered(num_items=2000)
+    layer = IVFTopK(items, k=10, num_partitions=30, nprobe=3)
+    recorded = {"index": "ivf", "items": 2000, "target_recall": 0.99, "recall": 0.995}
+    sample = lambda: (queries, None, {"from": "users"})  # noqa: E731
+    kept = recheck_recall(recorded, layer, items[:2150], sample)
+    assert kept["recall_rechecked"] is False and kept["recall"] == 0.995
+    assert "not re-measured" in recheck_line(kept)
+    grown = IVFTopK(
+        items, k=10, partitions=kmeans_partitions(items[:1800], 30, 0).add(items[1800:]), nprobe=3
+    )
+    figures = recheck_recall({**recorded, "items": 1800}, grown, items, sample)
+    assert figures["recall_rechecked"] is True and figures["growth"] == pytest.approx(
+        2000 / 1800 - 1, abs=1e-4
+    )
+    assert figures["recall"] == measured_recall(grown, items, queries) < 1
+    assert figures["recall_holds"] == (figures["recall"] >= 0.99)
+    assert figures["recall_before"] == 0.995 and figures["recall_measured_at_items"] == 2000
+    assert "re-measured on the same users" in recheck_line(figures)
+    assert recheck_recall({"index": "exact", "items": 10}, layer, items, sample) == {}

@@ -16,9 +16,9 @@ from keras_rec.serving.fresh_process import answer_in_fresh_process
 from keras_rec.serving.versioned_dir import list_versions
 
 
-def _run(argv):
+def _run(argv, stderr=None):
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr or io.StringIO()):
         code = main(argv)
     lines = [line for line in stdout.getvalue().splitlines() if line.startswith("{")]
     return code, json.loads(lines[-1]) if lines else None
@@ -75,20 +75,36 @@ def test_add_items_makes_a_new_item_retrievable_and_keeps_old_results(ivf_run, m
     from keras_rec.data import movielens_100k
     from keras_rec.data.text_builders import movielens_item_texts
 
-    text = movielens_item_texts(movielens_100k(movielens_dir).items).loc[before["item_ids"][0][0]]
+    texts = movielens_item_texts(movielens_100k(movielens_dir).items)
+    # With it, re-listings of other movies under new ids: the catalogue grows by
+    # more than 10%, so the recorded recall is measured again on the same users.
+    relisted = texts.iloc[: summary["items"] // 8 + 1]
+    new_ids = [90001, *range(90002, 90002 + len(relisted))]
     new_items = ivf_run["root"] / "new_items.csv"
-    pd.DataFrame({"item_id": [90001], "title": [text]}).to_csv(new_items, index=False)
+    titles = [texts.loc[before["item_ids"][0][0]], *relisted]
+    pd.DataFrame({"item_id": new_ids, "title": titles}).to_csv(new_items, index=False)
+    stderr = io.StringIO()
     code, added = _run(
         ["add-items", "--export", retrieval_dir, "--items", str(new_items)]
-        + ["--item-text-template", "{title}"]
+        + ["--item-text-template", "{title}"],
+        stderr,
     )
-    assert code == 0 and added["added_items"] == 1
+    assert code == 0 and added["added_items"] == len(new_ids)
     assert added["path"].endswith("retrieval/2") and added["index"]["index"] == "ivf"
+    index = added["index"]
+    assert index["recall_rechecked"] is True and index["growth"] >= 0.1, index
+    assert index["recall_measured_at_items"] == added["items"] == summary["items"] + len(new_ids)
+    assert index["recall_before"] == summary["indexes"]["retrieval"]["recall"]
+    assert index["recall_holds"] == (index["recall"] >= index["target_recall"])
+    with open(os.path.join(added["path"], "assets.extra", INDEX_FILE)) as file:
+        assert json.load(file)["recall"] == index["recall"]
+    assert "re-measured on the same users" in stderr.getvalue()
+    assert ("still holds" if index["recall_holds"] else "no longer holds") in stderr.getvalue()
     after = _served(added["path"], users)
     assert 90001 in after["item_ids"][0]
     for old, new in zip(before["item_ids"].tolist(), after["item_ids"].tolist()):
-        kept = [item for item in new if item != 90001]
-        assert kept == old[: len(kept)]  # the new item may push one out; nothing else moves
+        kept = [item for item in new if item not in new_ids]
+        assert kept == old[: len(kept)]  # new items may push some out; nothing else moves
     # Its id is taken now: adding it again is refused, and no version is written.
     code, _ = _run(
         ["add-items", "--export", added["path"], "--items", str(new_items)]

@@ -83,31 +83,7 @@ def _final_loss(metrics_json: str) -> float:
         return json.load(file)["report"]["history"]["loss"][-1]
 
 
-def test_two_workers_train_the_recommender_like_one(
-    movielens_dir, tiny_model_path, tmp_path, movielens_run
-):
-    single_worker_recommender = movielens_run["summary"]
-    commands = _recommender_workers(movielens_dir, tiny_model_path, tmp_path)
-    chief, worker = _run_workers(commands, tmp_path, worker_configs(2))
-    assert chief.returncode == 0, chief.stderr[-3000:]
-    assert worker.returncode == 0, worker.stderr[-3000:]
-    chief_summary, worker_summary = summary_of(chief.stdout), summary_of(worker.stdout)
-    assert chief_summary["workers"] == 2
-    # Both workers hold the same model: they evaluate it identically.
-    for key in ("top100_accuracy", "user_recall_at_100", "ranker"):
-        assert chief_summary[key] == worker_summary[key], key
-    _assert_chief_alone_wrote(tmp_path, EXPORTS)
-    assert set(chief_summary["exports"]) == set(EXPORTS)
-    assert all(path is None for path in worker_summary["exports"].values())
-    # The global batch is split across the workers and each replica's softmax
-    # runs over the gathered global batch: the loss and metrics of one
-    # process, within the noise of a different data order.
-    single_loss = _final_loss(single_worker_recommender["metrics_json"])
-    assert _final_loss(chief_summary["metrics_json"]) == pytest.approx(single_loss, rel=0.03)
-    assert_close_retrieval_metrics(chief_summary, single_worker_recommender, tolerance=0.03)
-
-
-def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
+def test_two_workers_train_like_one_and_resume_at_the_epoch_a_killed_worker_reached(
     movielens_dir, tiny_model_path, tmp_path, movielens_run
 ):
     configs = worker_configs(2)
@@ -137,11 +113,24 @@ def test_a_killed_worker_and_a_restart_of_both_resume_at_its_epoch(
     for result in restarted:
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"retrieval: resuming at epoch 2, step 5/{steps}" in result.stdout
-    summary = summary_of(restarted[0].stdout)
-    assert summary["resumed"] is True and summary["resumed_at_epoch"] == 2
+    chief_summary, worker_summary = (summary_of(result.stdout) for result in restarted)
+    assert chief_summary["resumed"] is True and chief_summary["resumed_at_epoch"] == 2
+    assert chief_summary["workers"] == 2
+    # Both workers hold the same model: they evaluate it identically.
+    for key in ("top100_accuracy", "user_recall_at_100", "ranker"):
+        assert chief_summary[key] == worker_summary[key], key
     _assert_chief_alone_wrote(tmp_path, EXPORTS)
+    assert set(chief_summary["exports"]) == set(EXPORTS)
+    assert all(path is None for path in worker_summary["exports"].values())
     assert not (tmp_path / "out0" / ".checkpoints").exists()  # removed once complete
-    assert_close_retrieval_metrics(summary, movielens_run["summary"], tolerance=0.03)
+    # Two workers train like one: the global batch is split across the workers and
+    # each replica's softmax runs over the gathered global batch, so the loss and
+    # metrics are those of one process (`movielens_run`, the same settings), within
+    # the noise of a different data order.
+    single_worker_recommender = movielens_run["summary"]
+    single_loss = _final_loss(single_worker_recommender["metrics_json"])
+    assert _final_loss(chief_summary["metrics_json"]) == pytest.approx(single_loss, rel=0.03)
+    assert_close_retrieval_metrics(chief_summary, single_worker_recommender, tolerance=0.03)
 
 
 def test_two_workers_fine_tune_the_classifier_like_one(
