@@ -142,8 +142,8 @@ def main() -> None:
         summary = train_classifier(ClassifierTrainingConfig(model_name=name, **common, **settings))
         assert summary["test_examples"] == len(test)
         results[name] = {
-            "accuracy": summary["accuracy"],
-            "macro_f1": summary["macro_f1"],
+            "accuracy": summary["test_accuracy"],
+            "macro_f1": summary["test_macro_f1"],
             "seconds": summary["seconds"],
             "export_path": summary["export_path"],
         }

@@ -308,3 +308,19 @@ def assert_no_tensorflow_startup_lines(stderr: str) -> None:
 
     shown = [line for line in stderr.splitlines() if STARTUP_LINES.search(line)]
     assert not shown, shown
+
+
+def assert_old_metric_keys_kept(summary: dict) -> None:
+    """Each renamed metric key (`keras_rec.metric_keys.RENAMED_KEYS`) is there under both names."""
+    from keras_rec.metric_keys import RENAMED_KEYS
+
+    checked = 0
+    for section, renamed in RENAMED_KEYS.items():
+        values = summary.get(section) if section else summary
+        if not isinstance(values, dict):
+            continue
+        for new, old in renamed.items():
+            if new in values:
+                assert values[old] == values[new], (section, new, old)
+                checked += 1
+    assert checked, "no renamed metric key in this summary"

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.metric_keys import with_old_keys
 from keras_rec.precision import SERVING_TOLERANCE
 from keras_rec.training.classifier_config import ClassifierTrainingConfig
 from keras_rec.training.script_arguments import config_dict, require_positive_ints
@@ -206,16 +207,19 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
     report = evaluation_report(test.labels, probabilities, vocabulary)
     figure = plot_confusion_matrix(report, os.path.join(run_dir, "confusion_matrix.png"))
     curves = plot_training_curves(history.history, os.path.join(run_dir, "training_curves.png"))
-    metrics = {
-        "accuracy": report["accuracy"],
-        "macro_f1": report["macro_f1"],
-        "test_examples": report["examples"],
-        "per_class": report["per_class"],
-        "confusion_matrix": report["confusion_matrix"],
-        "labels": vocabulary,
-        "epochs_run": len(history.history.get("loss", [])),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-    }
+    # Both names until metric_keys.REMOVED_IN (`accuracy` is also in `history`).
+    metrics = with_old_keys(
+        {
+            "test_accuracy": report["accuracy"],
+            "test_macro_f1": report["macro_f1"],
+            "test_examples": report["examples"],
+            "per_class": report["per_class"],
+            "confusion_matrix": report["confusion_matrix"],
+            "labels": vocabulary,
+            "epochs_run": len(history.history.get("loss", [])),
+            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        }
+    )
 
     # === Export ===
     examples = (test.texts[:6] or train.texts[:6]) + ["", "   "]
@@ -237,27 +241,29 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
         },
         metadata={"config": config_dict(config)},
     )
-    summary = {
-        "model_name": config.model_name,
-        "trainable": config.trainable,
-        "accuracy": round(report["accuracy"], 4),
-        "macro_f1": round(report["macro_f1"], 4),
-        "test_examples": len(test),
-        "train_examples": len(train),
-        "validation_examples": len(validation),
-        "duplicates_dropped": splits.duplicates_dropped,
-        "embedding_cache": cache_counts,
-        "labels": vocabulary,
-        "export_path": result.path,
-        "version": result.version,
-        "run_dir": run_dir,
-        "resumed": run.resumed,
-        "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
-        "workers": run.workers,
-        "confusion_matrix_png": figure,
-        "train_seconds": round(train_seconds, 1),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    summary = with_old_keys(
+        {
+            "model_name": config.model_name,
+            "trainable": config.trainable,
+            "test_accuracy": round(report["accuracy"], 4),
+            "test_macro_f1": round(report["macro_f1"], 4),
+            "test_examples": len(test),
+            "train_examples": len(train),
+            "validation_examples": len(validation),
+            "duplicates_dropped": splits.duplicates_dropped,
+            "embedding_cache": cache_counts,
+            "labels": vocabulary,
+            "export_path": result.path,
+            "version": result.version,
+            "run_dir": run_dir,
+            "resumed": run.resumed,
+            "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
+            "workers": run.workers,
+            "confusion_matrix_png": figure,
+            "train_seconds": round(train_seconds, 1),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    )
     if run.chief:
         write_bytes_atomic(
             LocalFileSystem(),

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.metric_keys import with_old_keys
 from keras_rec.precision import SERVING_TOLERANCE
 from keras_rec.training.recommender_config import RecommenderTrainingConfig
 from keras_rec.training.script_arguments import config_dict, require_positive_ints
@@ -870,8 +871,10 @@ def _train_ranker(config, inputs, run, tracker):
             "test_rmse": round(rmse, 4),
             "train_mean_rmse": round(mean_rmse, 4),
         }
-    metrics["test_pairs"] = int(len(test_labels))
-    return ranker, metrics
+    # Every pair the ranker scored on the test split: the positives and, for
+    # `binary`, their sampled negatives (not the split's `test_pairs`).
+    metrics["test_scored_pairs"] = int(len(test_labels))
+    return ranker, with_old_keys(metrics, "ranker")
 
 
 def _evaluate_served_index(exports, indexes, inputs, users, metrics):

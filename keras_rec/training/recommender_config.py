@@ -173,9 +173,16 @@ class RecommenderTrainingConfig(RunConfig):
         0.0, "share of items held out of training for the cold-start evaluation"
     )
     max_ratings: int | None = flag(None, "use only the first ratings (quick runs)")
-    ranker_task: str = flag("binary", choices=("binary", "rating"))
-    ranker_epochs: int = 3
-    ranker_negatives: int = 4
+    ranker_task: str = flag(
+        "binary",
+        "the `ranker` export (a user-item pair scorer, not the two-stage re-ranker): binary, "
+        "rated vs sampled never-rated items (test AUC), or rating, the rating (test RMSE)",
+        choices=("binary", "rating"),
+    )
+    ranker_epochs: int = flag(3, "epochs of the `ranker` export (0: exported untrained)")
+    ranker_negatives: int = flag(
+        4, "sampled never-rated items per rated pair, for the binary ranker's training and test AUC"
+    )
     recommend_candidates: int = flag(
         100, "candidates the two-stage `recommend` model re-ranks (0: no two-stage model)"
     )

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import assert_no_tensorflow_startup_lines
+from helpers import assert_no_tensorflow_startup_lines, assert_old_metric_keys_kept
 from script_runs import RECOMMENDER_EPOCHS
 
 from keras_rec.data import DataValidationError
@@ -52,6 +52,11 @@ def test_script_prints_metrics_and_writes_metrics_json(trained):
     assert summary["cold_items"] == 166 and summary["items"] == 1664
     assert 0.0 <= summary["top100_accuracy"] <= 1.0
     assert 0.0 < summary["ranker"]["test_auc"] <= 1.0
+    # The ranker scores each test positive and its sampled negatives: not `test_pairs`.
+    ranker = summary["ranker"]
+    per_positive = 1 + ranker["negatives_per_positive"]
+    assert ranker["test_scored_pairs"] == summary["test_pairs"] * per_positive
+    assert_old_metric_keys_kept(summary)
     with open(summary["metrics_json"]) as file:
         written = json.load(file)
     assert written["top100_accuracy"] == summary["top100_accuracy"]

@@ -143,7 +143,7 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
     assert 0 < summary["validation"]["retrieval"]["user_recall_at_100"] <= 1
     # `--ranker-task rating`: the ranker regresses the shop's stars, beside the mean's error.
     ranker = summary["report"]["ranker"]
-    assert ranker["task"] == "rating" and ranker["test_pairs"] == split["test"]
+    assert ranker["task"] == "rating" and ranker["test_scored_pairs"] == split["test"]
     assert 0 < ranker["test_rmse"] < 4 and 0 < ranker["train_mean_rmse"] < 4
     # The exact index: both stages rank the same 100 candidates, so the same Recall@100.
     assert summary["two_stage"]["user_recall_at_100"] == summary["user_recall_at_100"]

@@ -41,7 +41,7 @@ def test_classifier_run_is_read_back(frozen_classifier_runs, tiny_model_path):
     assert run.data.params["epochs"] == str(FROZEN_EPOCHS)
     assert run.data.params["model_name"] == "topics"
     assert run.data.params["hidden_units"] == "32"
-    assert run.data.metrics["test_accuracy"] == pytest.approx(summary["accuracy"], abs=1e-4)
+    assert run.data.metrics["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-4)
     assert "per_class.space.recall" in run.data.metrics
     losses = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in losses] == list(range(FROZEN_EPOCHS))
