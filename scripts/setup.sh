@@ -57,10 +57,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-# --no-compile: Python compiles each module the first time it is imported (and
-# keeps the .pyc); compiling every file of TensorFlow and PyTorch up front took
-# 88 s of a 196 s install (2 cores) for modules most runs never import.
-pip=("$venv/bin/python" -m pip install --quiet --no-deps --no-compile)
+# Not --no-compile: it saved 88 s of a 196 s install, but the default test tier
+# then ran 1143 s on fresh clones against 916 s in a compiled venv (2026-12-04).
+pip=("$venv/bin/python" -m pip install --quiet --no-deps)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 requirements=()
@@ -85,6 +84,5 @@ if [ -n "$torch_override" ]; then
   # shellcheck disable=SC2086
   "${pip[@]}" $torch_override
 fi
-# The lock holds the build requirements (setuptools, wheel): no isolated build env.
-"${pip[@]}" --no-build-isolation -e .
+"${pip[@]}" -e .
 echo "$want" > "$stamp"
