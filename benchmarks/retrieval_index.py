@@ -104,6 +104,7 @@ def reported_vs_measured(items, storage, args, extra_sets=()) -> dict:
         ItemIndexSettings,
         build_item_index,
         item_queries,
+        tune_nprobe,
         tuning_rows,
     )
     from keras_rec.recommender.recall_recheck import measured_recall
@@ -112,9 +113,13 @@ def reported_vs_measured(items, storage, args, extra_sets=()) -> dict:
     layer, report = build_item_index(
         items, K, settings, sample_queries=lambda: item_queries(items, settings.seed)
     )
-    _, on_items = build_item_index(
-        items, K, settings, sample_queries=items[tuning_rows(len(items), settings.seed)]
+    # The old default on the same partitions: the sampled items themselves as queries.
+    chosen = layer.nprobe
+    old_nprobe, old_recall, _ = tune_nprobe(
+        layer, items, items[tuning_rows(len(items), settings.seed)], None, args.target_recall
     )
+    layer.set_nprobe(chosen)
+    on_items = {"nprobe": old_nprobe, "recall": old_recall}
     sets = {f"items+noise{noise}": queries_near(items, 1000, 3, noise) for noise in NOISE_LEVELS}
     sets.update(extra_sets)
     row = {
