@@ -67,26 +67,26 @@ def _figures(metrics: dict) -> dict:
 
 def baselines(config) -> dict:
     """Test figures of every baseline on `config`'s split, each tuned on validation."""
-    from keras_rec.recommender.baseline_tuning import (
+    from keras_rec.recommender.baselines.baseline_tuning import (
         SELECTION_METRIC,
         training_matrix,
         tune_ease,
         tune_item_knn,
         validation_choice,
     )
-    from keras_rec.recommender.id_only_baseline import train_id_only_baseline
-    from keras_rec.recommender.item_item_baselines import (
+    from keras_rec.recommender.baselines.id_only_baseline import train_id_only_baseline
+    from keras_rec.recommender.baselines.item_item_baselines import (
         ease_weights,
         item_item_scores,
         item_knn_weights,
     )
-    from keras_rec.recommender.recommender_inputs import merge_validation, validation_view
-    from keras_rec.recommender.retrieval_evaluation import (
+    from keras_rec.recommender.data.recommender_inputs import merge_validation, validation_view
+    from keras_rec.recommender.evaluation.retrieval_evaluation import (
         evaluate_retrieval,
         popularity_baseline,
         vector_scores,
     )
-    from keras_rec.recommender.train_recommender import prepare_movielens_inputs
+    from keras_rec.recommender.stages.inputs import prepare_movielens_inputs
 
     _, inputs, _, _ = prepare_movielens_inputs(config)
     merged = merge_validation(inputs)
@@ -130,9 +130,12 @@ def ids_only(config, inputs) -> dict:
     """Our towers and recipe with no text: every embedding input a constant 0."""
     import keras
 
-    from keras_rec.recommender.recommender_inputs import merge_validation
-    from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, vector_scores
-    from keras_rec.recommender.train_recommender import fit_retrieval, tower_vectors
+    from keras_rec.recommender.data.recommender_inputs import merge_validation
+    from keras_rec.recommender.evaluation.retrieval_evaluation import (
+        evaluate_retrieval,
+        vector_scores,
+    )
+    from keras_rec.recommender.stages.towers import fit_retrieval, tower_vectors
 
     def without_text(x):
         zeros = {"item_embeddings": np.zeros((x.num_items, 1), np.float32)}
@@ -185,12 +188,13 @@ def ours(config) -> dict:
 
 def cold_start(config) -> dict:
     """Recall@100 of held-out items: our towers, content only, random."""
-    from keras_rec.recommender.recommender_inputs import merge_validation
-    from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, vector_scores
-    from keras_rec.recommender.train_recommender import (
-        prepare_movielens_inputs,
-        train_recommender,
+    from keras_rec.recommender.data.recommender_inputs import merge_validation
+    from keras_rec.recommender.evaluation.retrieval_evaluation import (
+        evaluate_retrieval,
+        vector_scores,
     )
+    from keras_rec.recommender.stages.inputs import prepare_movielens_inputs
+    from keras_rec.recommender.train_recommender import train_recommender
 
     config = dataclasses.replace(config, cold_start_fraction=0.1)
     with tempfile.TemporaryDirectory() as out:
@@ -291,7 +295,7 @@ def retrieval_latency(num_items: int, dim: int, repeats: int, seed: int = 0) -> 
     import keras
     import tensorflow as tf
 
-    from keras_rec.recommender.brute_force_top_k import BruteForceTopK
+    from keras_rec.recommender.index.brute_force_top_k import BruteForceTopK
     from keras_rec.serving import export
 
     rng = np.random.default_rng(seed)

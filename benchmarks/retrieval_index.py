@@ -100,14 +100,14 @@ def reported_vs_measured(items, storage, args, extra_sets=()) -> dict:
     set's recall@10 is then measured at each chosen nprobe, in process (the
     served model's ops).
     """
-    from keras_rec.recommender.item_index import (
+    from keras_rec.recommender.index.item_index import (
         ItemIndexSettings,
         build_item_index,
         item_queries,
         tune_nprobe,
         tuning_rows,
     )
-    from keras_rec.recommender.recall_recheck import measured_recall
+    from keras_rec.recommender.index.recall_recheck import measured_recall
 
     settings = ItemIndexSettings("ivf", args.target_recall, storage, seed=0)
     layer, report = build_item_index(
@@ -152,7 +152,7 @@ def user_vector_sets(export_dir: str) -> tuple[np.ndarray, dict]:
     if prefix + "candidates_t" in tables:
         items = tables[prefix + "candidates_t"].T
     else:
-        from keras_rec.recommender.ivf_top_k import IVFTopK
+        from keras_rec.recommender.index.ivf_top_k import IVFTopK
 
         own = {n[len(prefix) :]: v for n, v in tables.items() if n.startswith(prefix)}
         num_items, dim = own["vectors"].shape
@@ -167,7 +167,7 @@ def user_vector_sets(export_dir: str) -> tuple[np.ndarray, dict]:
 
 
 def recall_curve(layer, test_queries, exact) -> list[list[float]]:
-    from keras_rec.recommender.item_index import overlap_recall, searcher
+    from keras_rec.recommender.index.item_index import overlap_recall, searcher
 
     chosen = layer.nprobe
     search = searcher(layer)
@@ -246,7 +246,7 @@ def serve_worker(args) -> None:
     queries = np.load(os.path.join(args.work_dir, "test_queries.npy"))
     exact = np.load(os.path.join(args.work_dir, "exact.npy"))
     found = np.concatenate([call(queries[s : s + BATCH])[0] for s in range(0, len(queries), BATCH)])
-    from keras_rec.recommender.item_index import overlap_recall
+    from keras_rec.recommender.index.item_index import overlap_recall
 
     def timed(batch_size: int, calls: int) -> list[float]:
         times = []
@@ -273,13 +273,13 @@ def serve_worker(args) -> None:
 
 
 def run_size(num_items: int, storages: list[str], args, work_dir: str) -> dict:
-    from keras_rec.recommender.brute_force_top_k import BruteForceTopK
-    from keras_rec.recommender.item_index import (
+    from keras_rec.recommender.index.brute_force_top_k import BruteForceTopK
+    from keras_rec.recommender.index.item_index import (
         ItemIndexSettings,
         build_item_index,
         exact_top_k,
     )
-    from keras_rec.recommender.vector_retrieval import VectorRetrieval
+    from keras_rec.recommender.serving.vector_retrieval import VectorRetrieval
 
     start = time.perf_counter()
     items, _ = mixture(num_items, args.dim, args.components, seed=0)

@@ -228,7 +228,7 @@ def _run_package_sagemaker(args: argparse.Namespace) -> dict:
 
 
 def _index_settings(args: argparse.Namespace):
-    from keras_rec.recommender.item_index import ItemIndexSettings
+    from keras_rec.recommender.index.item_index import ItemIndexSettings
 
     return ItemIndexSettings(
         args.index, args.index_recall, args.index_storage, args.num_partitions, args.seed
@@ -236,7 +236,7 @@ def _index_settings(args: argparse.Namespace):
 
 
 def _run_build_index(args: argparse.Namespace) -> dict:
-    from keras_rec.recommender.build_index import build_index
+    from keras_rec.recommender.index.build_index import build_index
 
     summary = build_index(
         args.item_vectors,
@@ -260,8 +260,8 @@ def _run_build_index(args: argparse.Namespace) -> dict:
 
 
 def _run_add_items(args: argparse.Namespace) -> dict:
-    from keras_rec.recommender.add_items import add_items
-    from keras_rec.recommender.recall_recheck import recheck_line
+    from keras_rec.recommender.index.add_items import add_items
+    from keras_rec.recommender.index.recall_recheck import recheck_line
 
     summary = add_items(
         args.export,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -68,31 +69,55 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict[str, Any]:
         return _train_classifier(config, run, tracker)
 
 
-def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[str, Any]:
-    import keras
-    import tensorflow as tf
-    from fsspec.implementations.local import LocalFileSystem
+@dataclasses.dataclass
+class _Data:
+    """The labelled splits: `vocabulary`, `train`, `validation`, `test` (`LabeledSplit`s)."""
 
-    from keras_rec.atomic_io import write_bytes_atomic
-    from keras_rec.classifier import labeled_texts
-    from keras_rec.classifier.evaluation import evaluation_report, plot_confusion_matrix
-    from keras_rec.classifier.serving_function import classifier_serving_function
-    from keras_rec.classifier.text_classifier import (
-        build_classifier_head,
-        build_text_classifier,
-    )
-    from keras_rec.embeddings.text_embedder import text_embedder
+    vocabulary: list
+    train: Any
+    validation: Any
+    test: Any
+    duplicates_dropped: int
+
+
+@dataclasses.dataclass
+class _Trained:
+    """The trained text classifier, its history, the embedding cache's counts, the time."""
+
+    model: Any
+    history: Any
+    cache_counts: dict | None
+    seconds: float
+
+
+def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[str, Any]:
     from keras_rec.hub.local_hub import hub_modules
-    from keras_rec.serving.saved_model_export import export
-    from keras_rec.training.local_predict import predict_locally
-    from keras_rec.training.strategy_fit import strategy_fit
-    from keras_rec.training.training_plots import plot_training_curves
 
     start = time.perf_counter()
     tracker.log_params(config_dict(config))
-    strategy = run.strategy
+    data = _read_splits(config)
+    hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir, config.encoder_precision)
+    fit = _fit_fine_tuned if config.trainable else _fit_frozen
+    trained = fit(config, data, hub_dir, sentence_encoder, run, tracker)
+    trained.seconds = time.perf_counter() - start
+    metrics, plots = _evaluate(trained, data, run.run_dir)
+    examples = (data.test.texts[:6] or data.train.texts[:6]) + ["", "   "]
+    result = _export(config, trained.model, data.vocabulary, metrics, plots[0], examples, run)
+    summary = _summary(config, data, trained, metrics, result, run, plots[0])
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    if run.chief:
+        summary["metrics_json"] = _write_metrics(summary, metrics, run.run_dir)
+    if tracker.enabled:
+        summary.update(
+            _track(tracker, trained, metrics, plots, summary, result, examples, sentence_encoder)
+        )
+    return summary
 
-    # === Data ===
+
+def _read_splits(config) -> _Data:
+    """The data read, checked and split (the test split from `test_data` when given)."""
+    from keras_rec.classifier import labeled_texts
+
     frame, source = _load_frame(config)
     splits = labeled_texts.prepare_splits(
         frame,
@@ -102,111 +127,141 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
         config.seed,
         config.max_examples,
     )
-    vocabulary, train, validation, test = (
-        splits.vocabulary,
-        splits.train,
-        splits.validation,
-        splits.test,
-    )
+    test = splits.test
     if config.test_data is not None:
-        test = _external_test_split(config, vocabulary)
-    logger.info("Split: %d train, %d validation, %d test", len(train), len(validation), len(test))
+        test = _external_test_split(config, splits.vocabulary)
+    logger.info(
+        "Split: %d train, %d validation, %d test",
+        len(splits.train),
+        len(splits.validation),
+        len(test),
+    )
+    return _Data(
+        splits.vocabulary, splits.train, splits.validation, test, splits.duplicates_dropped
+    )
 
-    # === Hub modules ===
-    hub_dir, sentence_encoder = hub_modules(config.model, config.hub_dir, config.encoder_precision)
-    preprocess_dir, encoder_dir = (os.path.join(hub_dir, n) for n in ("preprocess", "encoder"))
 
-    run_dir = run.run_dir
-    callbacks = _callbacks(config, run_dir, has_validation=len(validation) > 0)
-    callbacks += tracker.keras_callbacks()
-    fit_options = dict(
-        strategy=strategy,
+def _fit_options(config, run, tracker, has_validation) -> dict:
+    """`strategy_fit`'s arguments shared by both trainings, callbacks included."""
+    callbacks = _callbacks(config, run.run_dir, has_validation) + tracker.keras_callbacks()
+    return dict(
+        callbacks=callbacks,
+        strategy=run.strategy,
         seed=config.seed,
         checkpoint_dir=run.checkpoint_dir("classifier"),
         checkpoint_steps=config.checkpoint_steps,
         chief=run.chief,
         name=config.model_name,
     )
-    validation_examples = None
-    # === Training ===
-    with strategy.scope():
-        if config.trainable:
-            model = build_text_classifier(
-                preprocess_dir,
-                encoder_dir,
-                len(vocabulary),
-                trainable=True,
-                hidden_units=config.hidden_units,
-                dropout=config.dropout,
-            )
-            steps = config.epochs * math.ceil(len(train) / config.batch_size)
-            from keras_rec.classifier.scaled_adamw import fine_tuning_optimizer
 
-            model.compile(
-                optimizer=fine_tuning_optimizer(
-                    steps, config.head_learning_rate, config.encoder_learning_rate
-                ),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            if len(validation):
-                validation_examples = _text_examples(validation)
-            # Every worker saves (reading the weights may be a collective op);
-            # the others' run directory is temporary.
-            checkpoint_dir = os.path.join(run_dir, "checkpoints")
-            os.makedirs(checkpoint_dir, exist_ok=True)
-            callbacks.append(
-                keras.callbacks.ModelCheckpoint(
-                    os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"),
-                    save_weights_only=True,
-                )
-            )
-            history = strategy_fit(
-                model,
-                _text_examples(train),
-                config.batch_size,
-                config.epochs,
-                validation_examples=validation_examples,
-                callbacks=callbacks,
-                **fit_options,
-            )
-        else:
-            embed = text_embedder(sentence_encoder, config.cache, hub_dir)
-            train_x = embed(train.texts)
-            head = build_classifier_head(
-                train_x.shape[1], len(vocabulary), config.hidden_units, config.dropout
-            )
-            head.compile(
-                optimizer=keras.optimizers.Adam(config.head_learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            if len(validation):
-                validation_examples = tf.data.Dataset.from_tensor_slices(
-                    (embed(validation.texts), validation.labels)
-                )
-            history = strategy_fit(
-                head,
-                tf.data.Dataset.from_tensor_slices((train_x, train.labels)),
-                config.batch_size,
-                config.epochs,
-                validation_examples=validation_examples,
-                callbacks=callbacks,
-                **fit_options,
-            )
-            model = build_text_classifier(
-                preprocess_dir, encoder_dir, len(vocabulary), trainable=False, head=head
-            )
-    train_seconds = time.perf_counter() - start
-    cache_counts = None
-    if not config.trainable and hasattr(embed, "encoded"):
-        cache_counts = {"encoded": embed.encoded, "cached": embed.cached}
 
-    # === Evaluation ===
-    probabilities = predict_locally(model, np.array(test.texts, dtype=object), batch_size=64)
-    report = evaluation_report(test.labels, probabilities, vocabulary)
-    figure = plot_confusion_matrix(report, os.path.join(run_dir, "confusion_matrix.png"))
-    curves = plot_training_curves(history.history, os.path.join(run_dir, "training_curves.png"))
+def _fit_fine_tuned(config, data: _Data, hub_dir, sentence_encoder, run, tracker) -> _Trained:
+    """The whole model trained: AdamW, a lower encoder rate, a checkpoint per epoch."""
+    import keras
+
+    from keras_rec.classifier.scaled_adamw import fine_tuning_optimizer
+    from keras_rec.classifier.text_classifier import build_text_classifier
+    from keras_rec.training.strategy_fit import strategy_fit
+
+    options = _fit_options(config, run, tracker, len(data.validation) > 0)
+    # Every worker saves (reading the weights may be a collective op); the others'
+    # run directory is temporary.
+    checkpoint_dir = os.path.join(run.run_dir, "checkpoints")
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    options["callbacks"].append(
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(checkpoint_dir, "epoch_{epoch:02d}.weights.h5"), save_weights_only=True
+        )
+    )
+    with run.strategy.scope():
+        model = build_text_classifier(
+            *_hub_paths(hub_dir),
+            len(data.vocabulary),
+            trainable=True,
+            hidden_units=config.hidden_units,
+            dropout=config.dropout,
+        )
+        steps = config.epochs * math.ceil(len(data.train) / config.batch_size)
+        model.compile(
+            optimizer=fine_tuning_optimizer(
+                steps, config.head_learning_rate, config.encoder_learning_rate
+            ),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        history = strategy_fit(
+            model,
+            _text_examples(data.train),
+            config.batch_size,
+            config.epochs,
+            validation_examples=_text_examples(data.validation) if len(data.validation) else None,
+            **options,
+        )
+    return _Trained(model, history, None, 0.0)
+
+
+def _fit_frozen(config, data: _Data, hub_dir, sentence_encoder, run, tracker) -> _Trained:
+    """The head trained on embeddings computed once (through the cache), then put on
+    the frozen encoder."""
+    import keras
+    import tensorflow as tf
+
+    from keras_rec.classifier.text_classifier import build_classifier_head, build_text_classifier
+    from keras_rec.embeddings.text_embedder import text_embedder
+    from keras_rec.training.strategy_fit import strategy_fit
+
+    embed = text_embedder(sentence_encoder, config.cache, hub_dir)
+    options = _fit_options(config, run, tracker, len(data.validation) > 0)
+    with run.strategy.scope():
+        train_x = embed(data.train.texts)
+        head = build_classifier_head(
+            train_x.shape[1], len(data.vocabulary), config.hidden_units, config.dropout
+        )
+        head.compile(
+            optimizer=keras.optimizers.Adam(config.head_learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        validation = None
+        if len(data.validation):
+            validation = tf.data.Dataset.from_tensor_slices(
+                (embed(data.validation.texts), data.validation.labels)
+            )
+        history = strategy_fit(
+            head,
+            tf.data.Dataset.from_tensor_slices((train_x, data.train.labels)),
+            config.batch_size,
+            config.epochs,
+            validation_examples=validation,
+            **options,
+        )
+        model = build_text_classifier(
+            *_hub_paths(hub_dir), len(data.vocabulary), trainable=False, head=head
+        )
+    counts = (
+        {"encoded": embed.encoded, "cached": embed.cached} if hasattr(embed, "encoded") else None
+    )
+    return _Trained(model, history, counts, 0.0)
+
+
+def _hub_paths(hub_dir: str) -> tuple[str, str]:
+    return os.path.join(hub_dir, "preprocess"), os.path.join(hub_dir, "encoder")
+
+
+def _evaluate(trained: _Trained, data: _Data, run_dir: str) -> tuple[dict, list[str]]:
+    """`(metrics, [confusion matrix PNG, training curves PNG])` on the test split."""
+    from keras_rec.classifier.evaluation import evaluation_report, plot_confusion_matrix
+    from keras_rec.training.local_predict import predict_locally
+    from keras_rec.training.training_plots import plot_training_curves
+
+    texts = np.array(data.test.texts, dtype=object)
+    probabilities = predict_locally(trained.model, texts, batch_size=64)
+    report = evaluation_report(data.test.labels, probabilities, data.vocabulary)
+    history = trained.history.history
+    plots = [
+        plot_confusion_matrix(report, os.path.join(run_dir, "confusion_matrix.png")),
+        plot_training_curves(history, os.path.join(run_dir, "training_curves.png")),
+    ]
     # Both names until metric_keys.REMOVED_IN (`accuracy` is also in `history`).
     metrics = with_old_keys(
         {
@@ -215,17 +270,22 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
             "test_examples": report["examples"],
             "per_class": report["per_class"],
             "confusion_matrix": report["confusion_matrix"],
-            "labels": vocabulary,
-            "epochs_run": len(history.history.get("loss", [])),
-            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+            "labels": data.vocabulary,
+            "epochs_run": len(history.get("loss", [])),
+            "history": {k: [float(v) for v in vs] for k, vs in history.items()},
         }
     )
+    return metrics, plots
 
-    # === Export ===
-    examples = (test.texts[:6] or train.texts[:6]) + ["", "   "]
+
+def _export(config, model, vocabulary, metrics, figure, examples, run):
+    """The strings -> {probabilities, class_id, label} SavedModel, checked and versioned."""
+    from keras_rec.classifier.serving_function import classifier_serving_function
+    from keras_rec.serving.saved_model_export import export
+
     with open(figure, "rb") as file:
         figure_bytes = file.read()
-    result = export(
+    return export(
         model,
         config.output_dir,
         config.model_name,
@@ -241,66 +301,78 @@ def _train_classifier(config: ClassifierTrainingConfig, run, tracker) -> dict[st
         },
         metadata={"config": config_dict(config)},
     )
-    summary = with_old_keys(
+
+
+def _summary(config, data: _Data, trained: _Trained, metrics, result, run, figure) -> dict:
+    history = trained.history
+    return with_old_keys(
         {
             "model_name": config.model_name,
             "trainable": config.trainable,
-            "test_accuracy": round(report["accuracy"], 4),
-            "test_macro_f1": round(report["macro_f1"], 4),
-            "test_examples": len(test),
-            "train_examples": len(train),
-            "validation_examples": len(validation),
-            "duplicates_dropped": splits.duplicates_dropped,
-            "embedding_cache": cache_counts,
-            "labels": vocabulary,
+            "test_accuracy": round(metrics["test_accuracy"], 4),
+            "test_macro_f1": round(metrics["test_macro_f1"], 4),
+            "test_examples": len(data.test),
+            "train_examples": len(data.train),
+            "validation_examples": len(data.validation),
+            "duplicates_dropped": data.duplicates_dropped,
+            "embedding_cache": trained.cache_counts,
+            "labels": data.vocabulary,
             "export_path": result.path,
             "version": result.version,
-            "run_dir": run_dir,
+            "run_dir": run.run_dir,
             "resumed": run.resumed,
             "resumed_at_epoch": history.resumed_at[0] + 1 if history.resumed_at else None,
             "workers": run.workers,
             "confusion_matrix_png": figure,
-            "train_seconds": round(train_seconds, 1),
-            "seconds": round(time.perf_counter() - start, 1),
+            "train_seconds": round(trained.seconds, 1),
         }
     )
-    if run.chief:
-        write_bytes_atomic(
-            LocalFileSystem(),
-            os.path.join(run_dir, "metrics.json"),
-            json.dumps({**summary, **metrics}, indent=1).encode("utf-8"),
-        )
-        summary["metrics_json"] = os.path.join(run_dir, "metrics.json")
 
-    # === Tracking ===
-    if tracker.enabled:
-        tracker.log_metrics(
-            {
-                "test_accuracy": report["accuracy"],
-                "test_macro_f1": report["macro_f1"],
-                "per_class": report["per_class"],
-                "train_seconds": train_seconds,
-            }
+
+def _write_metrics(summary: dict, metrics: dict, run_dir: str) -> str:
+    from fsspec.implementations.local import LocalFileSystem
+
+    from keras_rec.atomic_io import write_bytes_atomic
+
+    path = os.path.join(run_dir, "metrics.json")
+    text = json.dumps({**summary, **metrics}, indent=1).encode("utf-8")
+    write_bytes_atomic(LocalFileSystem(), path, text)
+    return path
+
+
+def _track(tracker, trained, metrics, plots, summary, result, examples, sentence_encoder) -> dict:
+    """Logs the run to MLflow; returns the summary entries it adds."""
+    from keras_rec.training.local_predict import predict_locally
+
+    tracker.log_metrics(
+        {
+            "test_accuracy": metrics["test_accuracy"],
+            "test_macro_f1": metrics["test_macro_f1"],
+            "per_class": metrics["per_class"],
+            "train_seconds": trained.seconds,
+        }
+    )
+    for path in (*plots, summary["metrics_json"]):
+        tracker.log_artifact(path, "evaluation")
+    added = {}
+    if result.written:
+        tracker.log_artifacts(result.path, "saved_model")
+        vocabulary = metrics["labels"]
+        probabilities = predict_locally(trained.model, np.array(examples, dtype=object))
+        added["mlflow_model_uri"] = tracker.log_text_model(
+            result.path,
+            "classifier",
+            examples,
+            name="text_classifier",
+            labels=vocabulary,
+            expected={label: probabilities[:, i] for i, label in enumerate(vocabulary)},
         )
-        for path in (figure, curves, summary["metrics_json"]):
-            tracker.log_artifact(path, "evaluation")
-        if result.written:
-            tracker.log_artifacts(result.path, "saved_model")
-            probabilities = predict_locally(model, np.array(examples, dtype=object))
-            summary["mlflow_model_uri"] = tracker.log_text_model(
-                result.path,
-                "classifier",
-                examples,
-                name="text_classifier",
-                labels=vocabulary,
-                expected={label: probabilities[:, i] for i, label in enumerate(vocabulary)},
-            )
-        if sentence_encoder is not None:
-            summary["mlflow_sentence_transformer_uri"] = tracker.log_sentence_transformer(
-                sentence_encoder.model, examples
-            )
-        summary["mlflow_run_id"] = tracker.run_id
-    return summary
+    if sentence_encoder is not None:
+        added["mlflow_sentence_transformer_uri"] = tracker.log_sentence_transformer(
+            sentence_encoder.model, examples
+        )
+    added["mlflow_run_id"] = tracker.run_id
+    return added
 
 
 def _check_config(config: ClassifierTrainingConfig) -> None:

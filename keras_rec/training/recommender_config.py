@@ -9,6 +9,7 @@ from keras_rec.index_choices import DEFAULT_TARGET_RECALL, INDEX_TYPES, STORAGES
 from keras_rec.precision import PRECISIONS
 from keras_rec.training.config_flags import flag
 from keras_rec.training.run_config import RunConfig
+from keras_rec.training.script_arguments import require_positive_ints
 
 
 @dataclasses.dataclass
@@ -91,11 +92,12 @@ class RecommenderTrainingConfig(RunConfig):
         item_neighbors: int. Per item, the strongest EASE item-item weights
             kept for the re-ranker's `item_item_score` feature (EASE's `l2`
             chosen on validation; 0, or over 20,000 items: no such feature).
-        ease_baseline: bool. Evaluate EASE (Steck 2019, `l2` chosen on
-            validation, fit on the same pairs as the towers) beside
-            popularity: the strongest baseline of `benchmarks/
-            recommender_quality.py`. Needs a validation split and at most
-            20,000 items (otherwise skipped, saying why in the report).
+        ease_baseline: bool. Evaluate the item-item baselines beside
+            popularity: EASE (Steck 2019, `l2` chosen on validation), the
+            strongest baseline of `benchmarks/recommender_quality.py`, and
+            item-kNN (cosine, neighbors chosen on validation), each fit on
+            the same pairs as the towers. Needs a validation split and at
+            most 20,000 items (otherwise skipped, saying why in the report).
         refit: bool. After choosing the epochs on validation, retrain the
             towers on training + validation for that many epochs (the
             exported towers and the test figures are the refit ones).
@@ -188,6 +190,62 @@ class RecommenderTrainingConfig(RunConfig):
     )
     reranker_epochs: int = flag(30, "most epochs of the re-ranker (early stopping)")
     item_neighbors: int = flag(1000, "EASE neighbors per item for the re-ranker (0: none)")
-    ease_baseline: bool = flag(True, "no EASE baseline beside popularity")
+    ease_baseline: bool = flag(True, "no item-item baselines (EASE, item-kNN) beside popularity")
     refit: bool = flag(True, "no refit of the towers on training + validation")
     mlflow_experiment: str = "keras_rec-recommender"
+
+
+def check_recommender_config(config: RecommenderTrainingConfig) -> None:
+    """Raises `ValueError` naming the first setting of `config` out of its range."""
+    require_positive_ints(config, ("epochs", "batch_size", "k", "output_dim"))
+    if not 0.0 < config.index_recall <= 1.0:
+        raise ValueError(f"`index_recall` must be in (0, 1]. Received: {config.index_recall!r}")
+    if config.ranker_epochs < 0:
+        raise ValueError(f"`ranker_epochs` must be >= 0. Received: {config.ranker_epochs!r}")
+    if not 0.0 <= config.cold_start_fraction < 1.0:
+        raise ValueError(
+            f"`cold_start_fraction` must be in [0, 1). Received: {config.cold_start_fraction!r}"
+        )
+    if not 0.0 <= config.validation_fraction < 1.0:
+        raise ValueError(
+            f"`validation_fraction` must be in [0, 1). Received: {config.validation_fraction!r}"
+        )
+    for name in ("recommend_candidates", "item_neighbors"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"`{name}` must be >= 0. Received: {getattr(config, name)!r}")
+    if config.recommend_candidates and config.reranker_epochs < 1:
+        raise ValueError(f"`reranker_epochs` must be >= 1. Received: {config.reranker_epochs!r}")
+    if config.eval_users is not None and config.eval_users < 1:
+        raise ValueError(f"`eval_users` must be >= 1. Received: {config.eval_users!r}")
+    if config.interactions is None:
+        given = [
+            name
+            for name in (
+                "items",
+                "item_embeddings",
+                "users",
+                "user_embeddings",
+                "test_interactions",
+            )
+            if getattr(config, name)
+        ]
+        if given:
+            raise ValueError(
+                f"`{given[0]}` describes your own data: pass `interactions` "
+                "(`--interactions PATH`) too, or leave it out to train on MovieLens-100K."
+            )
+    if config.max_ratings is not None and config.max_ratings < 100:
+        raise ValueError(f"`max_ratings` must be >= 100. Received: {config.max_ratings!r}")
+    if config.ranker_task not in ("binary", "rating"):
+        raise ValueError(
+            f"`ranker_task` must be 'binary' or 'rating'. Received: {config.ranker_task!r}"
+        )
+
+
+def index_settings(config: RecommenderTrainingConfig):
+    """The `ItemIndexSettings` of the served models (`--index`, `--index-recall`, ...)."""
+    from keras_rec.recommender.index.item_index import ItemIndexSettings
+
+    return ItemIndexSettings(
+        config.index, config.index_recall, config.index_storage, seed=config.seed
+    )

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_rec.recommender.item_item_baselines import (
+from keras_rec.recommender.baselines.item_item_baselines import (
     ease_weights,
     interaction_matrix,
     item_item_scores,

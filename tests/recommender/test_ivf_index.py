@@ -11,8 +11,8 @@ import tensorflow as tf
 from helpers import assert_config_round_trip
 
 from keras_rec.cli import main
-from keras_rec.recommender.brute_force_top_k import BruteForceTopK
-from keras_rec.recommender.item_index import (
+from keras_rec.recommender.index.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.index.item_index import (
     INDEX_FILE,
     ItemIndexSettings,
     build_item_index,
@@ -21,9 +21,9 @@ from keras_rec.recommender.item_index import (
     overlap_recall,
     resolve_index_type,
 )
-from keras_rec.recommender.ivf_partitions import IVFPartitions, kmeans_partitions
-from keras_rec.recommender.ivf_top_k import IVFTopK
-from keras_rec.recommender.recall_recheck import measured_recall, recheck_line, recheck_recall
+from keras_rec.recommender.index.ivf_partitions import IVFPartitions, kmeans_partitions
+from keras_rec.recommender.index.ivf_top_k import IVFTopK
+from keras_rec.recommender.index.recall_recheck import measured_recall, recheck_line, recheck_recall
 from keras_rec.serving.fresh_process import answer_in_fresh_process
 from keras_rec.serving.versioned_dir import list_versions
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from keras_rec.cli import main
-from keras_rec.recommender.item_index import INDEX_FILE
+from keras_rec.recommender.index.item_index import INDEX_FILE
 from keras_rec.serving.fresh_process import answer_in_fresh_process
 from keras_rec.serving.versioned_dir import list_versions
 

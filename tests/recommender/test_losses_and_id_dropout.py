@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from helpers import assert_config_round_trip
 
-from keras_rec.recommender.id_dropout import IdDropout
-from keras_rec.recommender.tower import build_tower
-from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval
+from keras_rec.recommender.layers.id_dropout import IdDropout
+from keras_rec.recommender.layers.tower import build_tower
+from keras_rec.recommender.layers.two_tower_retrieval import TwoTowerRetrieval
 
 
 def _identity_towers():

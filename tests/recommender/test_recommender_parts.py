@@ -6,15 +6,15 @@ import pytest
 import tensorflow as tf
 from helpers import assert_config_round_trip, assert_keras_round_trip
 
-from keras_rec.recommender.brute_force_top_k import BruteForceTopK
-from keras_rec.recommender.retrieval_metrics import (
+from keras_rec.recommender.evaluation.retrieval_metrics import (
     per_user_metrics,
     popularity_scores,
     top_k_categorical_accuracy,
     top_k_indices,
 )
-from keras_rec.recommender.tower import build_tower
-from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval, in_batch_logits
+from keras_rec.recommender.index.brute_force_top_k import BruteForceTopK
+from keras_rec.recommender.layers.tower import build_tower
+from keras_rec.recommender.layers.two_tower_retrieval import TwoTowerRetrieval, in_batch_logits
 from keras_rec.serving import export
 
 
@@ -129,7 +129,7 @@ def test_metrics_by_hand():
 
 
 def test_ranker_binary_and_rating():
-    from keras_rec.recommender.ranker import build_ranker
+    from keras_rec.recommender.layers.ranker import build_ranker
 
     rng = np.random.default_rng(3)
     user, item = (

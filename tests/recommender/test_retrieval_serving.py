@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rec.recommender.retrieval_serving import (
+from keras_rec.recommender.layers.tower import build_tower
+from keras_rec.recommender.serving.retrieval_serving import (
     QueryRetrieval,
     UserRetrieval,
     ranker_serving_function,
     tower_serving_function,
 )
-from keras_rec.recommender.tower import build_tower
 from keras_rec.serving import export
 
 DIM, USERS, ITEMS, K = 6, 12, 30, 5
@@ -159,7 +159,7 @@ def test_query_retrieval_finds_an_item_by_its_text(tiny_hub_dir):
 
 
 def test_tower_and_ranker_serving_functions(parts):
-    from keras_rec.recommender.ranker import build_ranker
+    from keras_rec.recommender.layers.ranker import build_ranker
 
     tower, user_inputs, _, _ = parts
     serve = tower_serving_function(tower)
@@ -181,7 +181,7 @@ def test_items_never_trained_are_retrieved_from_their_text():
     """Users who like held-out items get them back, though those items never trained."""
     import keras
 
-    from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval
+    from keras_rec.recommender.layers.two_tower_retrieval import TwoTowerRetrieval
 
     rng = np.random.default_rng(4)
     num_items, cold = 40, np.arange(30, 40)

@@ -8,17 +8,14 @@ import pytest
 import tensorflow as tf
 from helpers import assert_config_round_trip
 
-from keras_rec.recommender.lazy_adam import LazyAdam
-from keras_rec.recommender.recommender_inputs import RecommenderInputs, history_embeddings
-from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval, vector_scores
-from keras_rec.recommender.retrieval_serving import UserRetrieval
-from keras_rec.recommender.row_embedding import RowEmbedding
-from keras_rec.recommender.train_recommender import (
-    RecommenderTrainingConfig,
-    _build_retrieval,
-    training_pairs,
-)
-from keras_rec.recommender.user_item_lists import UserItemLists
+from keras_rec.recommender.data.recommender_inputs import RecommenderInputs, history_embeddings
+from keras_rec.recommender.data.user_item_lists import UserItemLists
+from keras_rec.recommender.evaluation.retrieval_evaluation import evaluate_retrieval, vector_scores
+from keras_rec.recommender.layers.lazy_adam import LazyAdam
+from keras_rec.recommender.layers.row_embedding import RowEmbedding
+from keras_rec.recommender.serving.retrieval_serving import UserRetrieval
+from keras_rec.recommender.stages.towers import build_retrieval, training_pairs
+from keras_rec.recommender.train_recommender import RecommenderTrainingConfig
 from keras_rec.serving import export
 from keras_rec.training.indexed_examples import IndexedExamples
 from keras_rec.training.strategy_fit import strategy_fit
@@ -72,7 +69,7 @@ def test_training_on_looked_up_batches_equals_training_on_materialized_pairs():
     losses = []
     for examples in (streamed, in_memory):
         keras.utils.set_random_seed(0)
-        model = _build_retrieval(config, inputs)
+        model = build_retrieval(config, inputs)
         model.compile(optimizer=LazyAdam(1e-3))
         history = strategy_fit(model, examples, 64, 2, seed=3, name="t")
         losses.append(history.history["loss"])
@@ -108,7 +105,7 @@ def _reference_metrics(scores, inputs, k=10):
 
 
 def test_batched_evaluation_equals_the_whole_matrix_and_a_plain_reference(monkeypatch):
-    from keras_rec.recommender import retrieval_metrics
+    from keras_rec.recommender.evaluation import retrieval_metrics
 
     inputs = _inputs()
     rng = np.random.default_rng(1)
@@ -154,7 +151,7 @@ def test_string_id_retrieval_served_through_the_session_loader(tmp_path):
     inputs = _inputs(string_ids=True, user_text=False)
     config = RecommenderTrainingConfig(hidden_units=(16,), output_dim=8)
     keras.utils.set_random_seed(0)
-    retrieval = _build_retrieval(config, inputs)
+    retrieval = build_retrieval(config, inputs)
     items = np.asarray(retrieval.item_tower(inputs.item_features(np.arange(ITEMS))))
     seen = UserItemLists(inputs.train_users, inputs.train_items, USERS)
     module = UserRetrieval(

@@ -10,17 +10,18 @@ from helpers import assert_no_tensorflow_startup_lines, assert_old_metric_keys_k
 from script_runs import RECOMMENDER_EPOCHS
 
 from keras_rec.data import DataValidationError
-from keras_rec.recommender.baseline_tuning import EASE_L2_GRID, TEXT_EASE_L2_GRID
-from keras_rec.recommender.interactions import (
+from keras_rec.recommender.baselines.baseline_tuning import (
+    EASE_L2_GRID,
+    KNN_NEIGHBORS_GRID,
+    TEXT_EASE_L2_GRID,
+)
+from keras_rec.recommender.data.interactions import (
     check_interactions,
     cold_start_split,
     tfrs_protocol_split,
 )
-from keras_rec.recommender.train_recommender import (
-    EXPORT_NAMES,
-    RecommenderTrainingConfig,
-    train_recommender,
-)
+from keras_rec.recommender.stages.exports import EXPORT_NAMES
+from keras_rec.recommender.train_recommender import RecommenderTrainingConfig, train_recommender
 from keras_rec.serving.fresh_process import answer_each_in_fresh_process, tf_text_op_libraries
 
 USERS = np.array([1, 13, 999_999], np.int64)  # two known users, one unknown
@@ -82,9 +83,19 @@ def test_ease_baseline_is_tuned_on_validation_and_beside_popularity(trained):
     # A real ranking: well above a random one's expected Recall@100 (100 / items).
     assert report["ease"]["user_recall_at_100"] > 3 * 100 / summary["items"]
     curves = report["recall_curves"]
-    assert set(curves) == {"two-tower", "two-stage", "popularity", "EASE"}
+    assert set(curves) == {"two-tower", "two-stage", "popularity", "EASE", "item-kNN"}
     recall = [curves["EASE"][k] for k in sorted(curves["EASE"], key=int)]
     assert recall == sorted(recall) and recall[-1] <= 1.0
+    # item-kNN beside it, its neighbors chosen the same way (a grid below the item count).
+    knn = summary["validation"]["item_knn"]
+    grid = [str(k) for k in KNN_NEIGHBORS_GRID if k < summary["items"]]
+    assert sorted(knn["validation_ndcg_at_10"], key=int) == grid
+    chosen = knn["chosen"]["neighbors"]
+    assert knn["validation_ndcg_at_10"][str(chosen)] == max(knn["validation_ndcg_at_10"].values())
+    assert report["item_knn"]["neighbors"] == chosen
+    assert summary["item_knn"]["user_ndcg_at_10"] == report["item_knn"]["user_ndcg_at_10"]
+    # Weaker than EASE on this small sample, still above a random ranking.
+    assert report["item_knn"]["user_recall_at_100"] > 1.5 * 100 / summary["items"]
 
 
 def test_six_exports_load_in_tensorflow_and_carry_metrics(trained):
@@ -99,12 +110,12 @@ def test_six_exports_load_in_tensorflow_and_carry_metrics(trained):
 @pytest.fixture(scope="module")
 def trained_split(trained, movielens_dir):
     """The run's split, rebuilt (it is deterministic) to know each user's training items."""
-    from keras_rec.recommender.train_recommender import _movielens_split
+    from keras_rec.recommender.data.movielens_split import movielens_split
 
-    config = RecommenderTrainingConfig(
-        data=movielens_dir, max_ratings=6000, cold_start_fraction=0.1
+    config = RecommenderTrainingConfig()  # the run's defaults but these two
+    split, items, _ = movielens_split(
+        movielens_dir, 6000, 0.1, config.validation_fraction, config.seed
     )
-    split, items, _ = _movielens_split(config)
     return split, items
 
 
@@ -246,7 +257,7 @@ def test_tfrs_protocol_split_and_cold_items(movielens_dir):
 
 
 def _synthetic_inputs(num_users=8, num_items=12, pairs=96, dim=6, seed=0):
-    from keras_rec.recommender.recommender_inputs import RecommenderInputs, history_embeddings
+    from keras_rec.recommender.data.recommender_inputs import RecommenderInputs, history_embeddings
 
     rng = np.random.default_rng(seed)
     items = rng.normal(size=(num_items, dim)).astype("float32")
@@ -272,7 +283,7 @@ def _synthetic_inputs(num_users=8, num_items=12, pairs=96, dim=6, seed=0):
 
 
 def test_fit_retrieval_builds_under_the_mirrored_strategy():
-    from keras_rec.recommender.train_recommender import fit_retrieval
+    from keras_rec.recommender.stages.towers import fit_retrieval
     from keras_rec.training.distribute import get_strategy
 
     strategy = get_strategy("mirrored")
@@ -326,16 +337,19 @@ def test_mlflow_run_is_read_back(trained, served):
 def test_ease_baseline_says_why_it_is_skipped():
     import types
 
-    from keras_rec.recommender.train_recommender import _ease_baseline, _tune_ease_baseline
+    from keras_rec.recommender.stages.baselines import evaluate_baselines, tune_baselines
 
-    config = RecommenderTrainingConfig()
-    assert _ease_baseline(config, None, {}, None) == {
-        "skipped": "no validation split to choose EASE's l2 on"
+    # Without a validation split there is nothing to choose the settings on.
+    assert evaluate_baselines(None, {}, True, None, ()) == {
+        "ease": {"skipped": "no validation split to choose EASE's l2 on"},
+        "item_knn": {"skipped": "no validation split to choose item-kNN's neighbors on"},
     }
-    off = RecommenderTrainingConfig(ease_baseline=False)
-    assert _ease_baseline(off, None, {"ease": {}}, None) == {"skipped": "ease_baseline is off"}
-    too_many = _tune_ease_baseline(types.SimpleNamespace(num_items=20_001))
-    assert too_many == {
+    off = {"skipped": "ease_baseline is off"}  # --no-ease-baseline
+    assert tune_baselines(None, False) == {}
+    assert evaluate_baselines(None, {}, False, None, ()) == {"ease": off, "item_knn": off}
+    too_many = tune_baselines(types.SimpleNamespace(num_items=20_001), True)
+    assert too_many["ease"] == {
         "skipped": "20,001 items: EASE's dense item x item solve is limited to 20,000"
     }
-    assert _ease_baseline(config, None, {"ease": too_many}, None) == too_many
+    assert "item-kNN's" in too_many["item_knn"]["skipped"]
+    assert evaluate_baselines(None, too_many, True, None, ()) == too_many

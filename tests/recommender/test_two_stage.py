@@ -4,11 +4,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rec.recommender.ranker_data import auc_report, sampled_negative_pairs
-from keras_rec.recommender.reranker import build_reranker
-from keras_rec.recommender.reranker_training import fit_reranker, reranker_examples
-from keras_rec.recommender.two_stage import FEATURE_NAMES, TwoStageRecommender, two_stage_scores
-from keras_rec.recommender.user_item_lists import UserItemLists
+from keras_rec.recommender.data.ranker_data import auc_report, sampled_negative_pairs
+from keras_rec.recommender.data.user_item_lists import UserItemLists
+from keras_rec.recommender.layers.reranker import build_reranker
+from keras_rec.recommender.serving.two_stage import (
+    FEATURE_NAMES,
+    TwoStageRecommender,
+    two_stage_scores,
+)
+from keras_rec.recommender.stages.reranker_training import fit_reranker, reranker_examples
 from keras_rec.serving import export
 from keras_rec.serving.fresh_process import answer_in_fresh_process
 

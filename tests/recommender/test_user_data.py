@@ -14,9 +14,9 @@ from script_runs import run_cli
 
 from keras_rec.cli import main
 from keras_rec.data import DataValidationError
-from keras_rec.recommender.interaction_splits import holdout_mask
+from keras_rec.recommender.data.interaction_splits import holdout_mask
+from keras_rec.recommender.data.user_data import load_user_inputs
 from keras_rec.recommender.train_recommender import RecommenderTrainingConfig
-from keras_rec.recommender.user_data import load_user_inputs
 from keras_rec.serving.fresh_process import answer_in_fresh_process
 
 RATINGS = 3000
@@ -401,8 +401,8 @@ def test_holdout_masks():
 
 def test_chunked_reading_equals_reading_the_whole_file(shop):
     from keras_rec.data import read_interactions
-    from keras_rec.recommender.id_index import IdIndex
-    from keras_rec.recommender.interaction_reader import read_interaction_rows
+    from keras_rec.recommender.data.id_index import IdIndex
+    from keras_rec.recommender.data.interaction_reader import read_interaction_rows
 
     root = shop["root"]
     catalogue = IdIndex(shop["items"]["item_code"].to_numpy())

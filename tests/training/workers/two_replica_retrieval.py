@@ -22,8 +22,8 @@ if sys.argv[1] == "two":
 
 import keras  # noqa: E402
 
-from keras_rec.recommender.tower import build_tower  # noqa: E402
-from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval  # noqa: E402
+from keras_rec.recommender.layers.tower import build_tower  # noqa: E402
+from keras_rec.recommender.layers.two_tower_retrieval import TwoTowerRetrieval  # noqa: E402
 from keras_rec.training.strategy_fit import strategy_fit  # noqa: E402
 
 

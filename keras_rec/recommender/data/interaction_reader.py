@@ -10,7 +10,7 @@ import pandas as pd
 from keras_rec.data._row_checks import format_rows
 from keras_rec.data.errors import DataValidationError
 from keras_rec.data.table_chunks import CHUNK_ROWS, table_chunks
-from keras_rec.recommender.id_index import IdIndex
+from keras_rec.recommender.data.id_index import IdIndex
 
 
 @dataclasses.dataclass

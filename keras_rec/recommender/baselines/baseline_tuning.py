@@ -6,15 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_rec.recommender.item_item_baselines import (
+from keras_rec.recommender.baselines.item_item_baselines import (
     ease_weights,
     interaction_matrix,
     item_item_scores,
     item_knn_weights,
     text_gram,
 )
-from keras_rec.recommender.recommender_inputs import RecommenderInputs, validation_view
-from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval
+from keras_rec.recommender.data.recommender_inputs import RecommenderInputs, validation_view
+from keras_rec.recommender.evaluation.retrieval_evaluation import evaluate_retrieval
 
 EASE_L2_GRID = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
 # Weights of the item text similarities in EASE's Gram matrix (0: plain EASE).

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from keras_rec.recommender.item_index import index_layer, user_sample
-from keras_rec.recommender.retrieval_serving import (
+from keras_rec.recommender.data.user_item_lists import UserItemLists
+from keras_rec.recommender.index.item_index import index_layer, user_sample
+from keras_rec.recommender.serving.retrieval_serving import (
     _check_width,
     _id_dtype,
     csr_rows,
@@ -18,7 +19,6 @@ from keras_rec.recommender.retrieval_serving import (
     unit_rows,
     user_row_table,
 )
-from keras_rec.recommender.user_item_lists import UserItemLists
 
 FEATURE_NAMES = (
     "retrieval_score",

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_rec.recommender.recommender_inputs import RecommenderInputs
-from keras_rec.recommender.retrieval_evaluation import evaluate_retrieval
+from keras_rec.recommender.data.recommender_inputs import RecommenderInputs
+from keras_rec.recommender.evaluation.retrieval_evaluation import evaluate_retrieval
 
 
 def evaluate_served_retrieval(

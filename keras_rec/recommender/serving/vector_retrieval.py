@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_rec.recommender.retrieval_serving import ids_variable
+from keras_rec.recommender.serving.retrieval_serving import ids_variable
 
 
 class VectorRetrieval(tf.Module):

@@ -13,7 +13,7 @@ RECHECK_GROWTH = 0.10
 
 def measured_recall(layer, item_vectors, queries, exclude=None) -> float:
     """Recall@k of `layer` at its current `nprobe` against exact, ties counted."""
-    from keras_rec.recommender.item_index import exact_top_k, overlap_recall, searcher
+    from keras_rec.recommender.index.item_index import exact_top_k, overlap_recall, searcher
 
     exact = exact_top_k(item_vectors, queries, layer.k, exclude)
     return round(overlap_recall(searcher(layer)(queries, exclude), exact, item_vectors, queries), 5)

@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rec.index_choices import STORAGES
-from keras_rec.recommender.brute_force_top_k import candidate_identifiers
-from keras_rec.recommender.ivf_partitions import IVFPartitions, kmeans_partitions
+from keras_rec.recommender.index.brute_force_top_k import candidate_identifiers
+from keras_rec.recommender.index.ivf_partitions import IVFPartitions, kmeans_partitions
 
 _INT8_LEVELS = 127.0
 # Rows converted to the storage dtype at once (bounds the float32 copy).

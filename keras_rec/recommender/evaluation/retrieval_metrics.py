@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_rec.recommender.user_item_lists import UserItemLists
+from keras_rec.recommender.data.user_item_lists import UserItemLists
 
 # Scores held at once while evaluating: users per batch = this / items.
 SCORE_BLOCK_VALUES = 16 * 1024 * 1024

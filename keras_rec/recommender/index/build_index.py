@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_rec.recommender.item_index import (
+from keras_rec.recommender.index.item_index import (
     INDEX_FILE,
     ItemIndexSettings,
     build_item_index,
@@ -58,8 +58,8 @@ def build_index(
         report (`describe_index` + tuning figures).
     """
     from keras_rec.data.table_chunks import read_embedding_file
-    from keras_rec.recommender.id_index import IdIndex
-    from keras_rec.recommender.vector_retrieval import VectorRetrieval
+    from keras_rec.recommender.data.id_index import IdIndex
+    from keras_rec.recommender.serving.vector_retrieval import VectorRetrieval
     from keras_rec.serving.op_check import DEFAULT_TARGET
     from keras_rec.serving.saved_model_export import export
 

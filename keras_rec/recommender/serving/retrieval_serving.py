@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_rec.recommender.item_index import index_layer, user_sample
-from keras_rec.recommender.user_item_lists import UserItemLists
+from keras_rec.recommender.data.user_item_lists import UserItemLists
+from keras_rec.recommender.index.item_index import index_layer, user_sample
 
 
 def served_ids(values, name: str) -> np.ndarray:

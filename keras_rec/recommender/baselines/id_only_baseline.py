@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_rec.recommender.two_tower_retrieval import TwoTowerRetrieval
+from keras_rec.recommender.layers.two_tower_retrieval import TwoTowerRetrieval
 
 TFRS_EMBEDDING_DIM = 32
 TFRS_LEARNING_RATE = 0.1

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_rec.recommender.item_index import INDEX_FILE, index_metadata, user_sample
-from keras_rec.recommender.recall_recheck import recheck_recall
+from keras_rec.recommender.index.item_index import INDEX_FILE, index_metadata, user_sample
+from keras_rec.recommender.index.recall_recheck import recheck_recall
 
 ITEM_TOWER = "item_tower"
 
@@ -54,16 +54,10 @@ def add_items(
     Returns:
         A JSON-ready summary: new version and path, items added, the index.
     """
-    from keras_rec.embeddings.text_embedder import text_embedder
-    from keras_rec.hub.local_hub import hub_modules
-    from keras_rec.recommender.retrieval_serving import UserRetrieval
-    from keras_rec.recommender.user_item_lists import UserItemLists
-    from keras_rec.serving import versioned_dir
-    from keras_rec.serving.saved_model_export import METADATA_FILE, export
+    from keras_rec.recommender.serving.retrieval_serving import UserRetrieval
+    from keras_rec.serving.saved_model_export import METADATA_FILE
 
     source = _version_dir(export_dir)
-    model_dir = os.path.dirname(source)
-    base_dir = os.path.dirname(model_dir)
     with open(os.path.join(source, METADATA_FILE)) as file:
         metadata = json.load(file)["metadata"]
     config = metadata.get("config") or {}
@@ -77,31 +71,11 @@ def add_items(
     id_column = item_id_column or config.get("item_id_column") or "item_id"
     tables = _served_tables(source)
     new_ids, texts, titles = _new_items(items, id_column, template, tables["item_ids"])
-
-    hub_dir, sentence_encoder = hub_modules(
-        config.get("model"), config.get("hub_dir"), config.get("encoder_precision", "float32")
-    )
-    embed = text_embedder(sentence_encoder, cache or config.get("cache"), hub_dir)
-    tower_version = metadata.get("item_tower_version")
-    tower_dir = os.path.join(base_dir, ITEM_TOWER)
-    versions = versioned_dir.list_versions(tower_dir)
-    if tower_version is None and versions:
-        tower_version = versions[-1]
-    if tower_version not in versions:
-        raise FileNotFoundError(
-            f"The item tower the retrieval was built with ({tower_dir}/{tower_version}) is "
-            "missing: the new items' vectors must come from it."
-        )
-    new_vectors = _tower_vectors(
-        os.path.join(tower_dir, str(tower_version)), np.asarray(embed(texts), np.float32)
-    )
+    tower_dir, tower_version = _item_tower(source, metadata)
+    new_vectors = _new_item_vectors(config, cache, tower_dir, texts)
 
     index, item_vectors = _extended_index(tables, new_vectors, int(metadata["k"]))
-    seen = None
-    if "seen_values" in tables:
-        splits = tables["seen_splits"][:-1]  # the last row is the empty one for unknown users
-        users = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
-        seen = UserItemLists(users, tables["seen_values"], len(splits) - 1)
+    seen = _seen_items(tables)
     item_ids = np.concatenate([tables["item_ids"], new_ids])
     model = UserRetrieval(
         tables["user_vectors"],
@@ -116,36 +90,16 @@ def add_items(
         index=index,
     )
     report = {**json.loads(model.index_json), "added_items": len(new_ids)}
-    report.update(
-        recheck_recall(
-            _recorded_index(source),
-            index,
-            item_vectors,
-            user_sample(tables["user_vectors"], seen),
-        )
-    )
-    extra = {INDEX_FILE: json.dumps(report, indent=1)}
-    metrics_path = os.path.join(source, "assets.extra", "metrics.json")
-    if os.path.exists(metrics_path):
-        with open(metrics_path) as file:
-            extra["metrics.json"] = file.read()
-    user_ids = tables["user_ids"]
-    result = export(
-        model,
-        base_dir,
-        os.path.basename(model_dir),
-        examples={"user_id": np.resize(user_ids, max(2, min(4, len(user_ids))))},
-        signatures={"serving_default": model.serve},
-        target=config.get("target") or None,
-        assets_extra=extra,
-        metadata={
-            **metadata,
-            "index": index_metadata(report),
-            "item_tower_version": tower_version,
-            "based_on_version": int(os.path.basename(source)),
-            "added_items": len(new_ids),
-        },
-    )
+    sample = user_sample(tables["user_vectors"], seen)
+    report.update(recheck_recall(_recorded_index(source), index, item_vectors, sample))
+    metadata = {
+        **metadata,
+        "index": index_metadata(report),
+        "item_tower_version": tower_version,
+        "based_on_version": int(os.path.basename(source)),
+        "added_items": len(new_ids),
+    }
+    result = _export_next_version(model, source, tables["user_ids"], report, metadata)
     return {
         "path": result.path,
         "version": result.version,
@@ -154,6 +108,68 @@ def add_items(
         "items": len(item_ids),
         "index": index_metadata(report),
     }
+
+
+def _item_tower(source: str, metadata: dict) -> tuple[str, int]:
+    """`(item tower version directory, version)`: the tower the retrieval was built with."""
+    from keras_rec.serving import versioned_dir
+
+    tower_version = metadata.get("item_tower_version")
+    tower_dir = os.path.join(os.path.dirname(os.path.dirname(source)), ITEM_TOWER)
+    versions = versioned_dir.list_versions(tower_dir)
+    if tower_version is None and versions:
+        tower_version = versions[-1]
+    if tower_version not in versions:
+        raise FileNotFoundError(
+            f"The item tower the retrieval was built with ({tower_dir}/{tower_version}) is "
+            "missing: the new items' vectors must come from it."
+        )
+    return os.path.join(tower_dir, str(tower_version)), tower_version
+
+
+def _new_item_vectors(config: dict, cache: str | None, tower_dir: str, texts) -> np.ndarray:
+    """The new items' texts embedded by the run's sentence-transformer, through the tower."""
+    from keras_rec.embeddings.text_embedder import text_embedder
+    from keras_rec.hub.local_hub import hub_modules
+
+    hub_dir, sentence_encoder = hub_modules(
+        config.get("model"), config.get("hub_dir"), config.get("encoder_precision", "float32")
+    )
+    embed = text_embedder(sentence_encoder, cache or config.get("cache"), hub_dir)
+    return _tower_vectors(tower_dir, np.asarray(embed(texts), np.float32))
+
+
+def _seen_items(tables: dict):
+    """The served seen items as `UserItemLists`, or None when the export has none."""
+    from keras_rec.recommender.data.user_item_lists import UserItemLists
+
+    if "seen_values" not in tables:
+        return None
+    splits = tables["seen_splits"][:-1]  # the last row is the empty one for unknown users
+    users = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
+    return UserItemLists(users, tables["seen_values"], len(splits) - 1)
+
+
+def _export_next_version(model, source: str, user_ids, report: dict, metadata: dict):
+    """The extended model exported as the next version beside `source`, checked."""
+    from keras_rec.serving.saved_model_export import export
+
+    extra = {INDEX_FILE: json.dumps(report, indent=1)}
+    metrics_path = os.path.join(source, "assets.extra", "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as file:
+            extra["metrics.json"] = file.read()
+    model_dir = os.path.dirname(source)
+    return export(
+        model,
+        os.path.dirname(model_dir),
+        os.path.basename(model_dir),
+        examples={"user_id": np.resize(user_ids, max(2, min(4, len(user_ids))))},
+        signatures={"serving_default": model.serve},
+        target=(metadata.get("config") or {}).get("target") or None,
+        assets_extra=extra,
+        metadata=metadata,
+    )
 
 
 def _version_dir(export_dir: str) -> str:
@@ -208,7 +224,7 @@ def _served_tables(version_dir: str) -> dict[str, np.ndarray]:
 
 def _new_items(path: str, id_column: str, template: str, existing_ids: np.ndarray):
     from keras_rec.data.errors import DataValidationError
-    from keras_rec.recommender.user_data import read_text_table
+    from keras_rec.recommender.data.user_data import read_text_table
 
     source = f"File '{path}'"
     index, texts, titles = read_text_table(path, id_column, template, "item")
@@ -247,8 +263,8 @@ def _tower_vectors(tower_dir: str, embeddings: np.ndarray) -> np.ndarray:
 
 def _extended_index(tables: dict[str, np.ndarray], new_vectors: np.ndarray, k: int):
     """`(index layer, its item vectors)`: the served index rebuilt with `new_vectors` as rows N.."""
-    from keras_rec.recommender.brute_force_top_k import BruteForceTopK
-    from keras_rec.recommender.ivf_top_k import IVFTopK
+    from keras_rec.recommender.index.brute_force_top_k import BruteForceTopK
+    from keras_rec.recommender.index.ivf_top_k import IVFTopK
 
     prefix = "item_index/"
     own = {name[len(prefix) :]: value for name, value in tables.items() if name.startswith(prefix)}

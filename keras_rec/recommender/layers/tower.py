@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_rec.recommender.id_dropout import IdDropout
-from keras_rec.recommender.row_embedding import RowEmbedding
+from keras_rec.recommender.layers.id_dropout import IdDropout
+from keras_rec.recommender.layers.row_embedding import RowEmbedding
 
 
 def build_tower(

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from keras_rec.recommender.interactions import InteractionSplit
-from keras_rec.recommender.user_item_lists import UserItemLists
+from keras_rec.recommender.data.interactions import InteractionSplit
+from keras_rec.recommender.data.user_item_lists import UserItemLists
 
 
 @dataclasses.dataclass
@@ -271,6 +271,12 @@ def merge_duplicate_titles(data):
 def seen_items_by_user(inputs: RecommenderInputs) -> UserItemLists:
     """Item rows of each user's known interactions (training and validation)."""
     return UserItemLists(*inputs.known_pairs(), inputs.num_users)
+
+
+def known_popularity(inputs: RecommenderInputs) -> tuple[np.ndarray, np.ndarray]:
+    """`(known pairs per item, item rows by decreasing count)`: the unknown users' fallback."""
+    counts = np.bincount(inputs.known_pairs()[1], minlength=inputs.num_items)
+    return counts, np.argsort(-counts, kind="stable")
 
 
 def validation_view(inputs: RecommenderInputs) -> RecommenderInputs:

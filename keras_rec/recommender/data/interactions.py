@@ -45,7 +45,7 @@ class InteractionSplit:
 
 def carve_validation(split: InteractionSplit, fraction: float, seed: int) -> InteractionSplit:
     """`split` with a seeded random `fraction` of its training rows moved to `validation`."""
-    from keras_rec.recommender.interaction_splits import holdout_mask
+    from keras_rec.recommender.data.interaction_splits import holdout_mask
 
     held = holdout_mask("random", np.zeros(len(split.train)), None, fraction, 1, seed)
     return dataclasses.replace(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_rec.recommender.user_item_lists import UserItemLists
+from keras_rec.recommender.data.user_item_lists import UserItemLists
 
 RERANKER_BATCH_SIZE = 64
 MIN_RERANKER_USERS = 2
@@ -68,7 +68,7 @@ def fit_reranker(
     import keras
     import tensorflow as tf
 
-    from keras_rec.recommender.reranker import build_reranker
+    from keras_rec.recommender.layers.reranker import build_reranker
     from keras_rec.training.indexed_examples import IndexedExamples
     from keras_rec.training.strategy_fit import replica_batch_size, strategy_fit
 

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 
 from keras_rec.data.errors import DataValidationError
-from keras_rec.recommender.id_index import IdIndex
-from keras_rec.recommender.interaction_reader import (
+from keras_rec.recommender.data.id_index import IdIndex
+from keras_rec.recommender.data.interaction_reader import (
     InteractionRows,
     keep_last_pairs,
     read_interaction_rows,
 )
-from keras_rec.recommender.interaction_splits import holdout_mask
-from keras_rec.recommender.recommender_inputs import RecommenderInputs, history_embeddings
+from keras_rec.recommender.data.interaction_splits import holdout_mask
+from keras_rec.recommender.data.recommender_inputs import RecommenderInputs, history_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -78,43 +78,7 @@ def load_user_inputs(
     rows = read_interaction_rows(config.interactions, add_users=users is None, **read)
     rows = keep_last_pairs(rows, len(items.index))
     report: dict[str, Any] = {"interactions": len(rows), "dropped": dict(rows.dropped)}
-    if config.test_interactions:
-        train = rows
-        test = read_interaction_rows(
-            config.test_interactions,
-            add_users=False,
-            unknown_users="error" if users is not None else "drop",
-            **read,
-        )
-        report["test_dropped"] = test.dropped
-        protocol = f"test file {config.test_interactions}"
-    else:
-        held = holdout_mask(
-            config.split,
-            rows.users,
-            rows.timestamps,
-            config.test_fraction,
-            config.leave_last,
-            config.seed,
-        )
-        train, test = rows.take(~held), rows.take(held)
-        protocol = _protocol(config)
-    validation = train.take(np.zeros(len(train), bool))
-    if config.validation_fraction:
-        held = holdout_mask(
-            config.split,
-            train.users,
-            train.timestamps,
-            config.validation_fraction,
-            config.leave_last,
-            config.seed + 1,
-        )
-        train, validation = train.take(~held), train.take(held)
-    if not len(train) or not len(test):
-        raise DataValidationError(
-            f"The split left {len(train)} training and {len(test)} test interactions: "
-            "both must be non-empty."
-        )
+    train, validation, test, protocol = _split(config, rows, read, users is not None, report)
     # Texts are encoded last: every file is checked before the slow part.
     for catalogue in (items, users):
         if catalogue is not None:
@@ -156,6 +120,49 @@ def _check_widths(items: Catalogue, users: Catalogue | None) -> None:
 
 def _has_user_data(config) -> bool:
     return bool(config.users or config.user_embeddings)
+
+
+def _split(config, rows, read: dict, known_users: bool, report: dict):
+    """`(train, validation, test, protocol)` rows: the test file or the held-out split,
+    then validation carved from training by the same kind of split."""
+    if config.test_interactions:
+        train = rows
+        test = read_interaction_rows(
+            config.test_interactions,
+            add_users=False,
+            unknown_users="error" if known_users else "drop",
+            **read,
+        )
+        report["test_dropped"] = test.dropped
+        protocol = f"test file {config.test_interactions}"
+    else:
+        held = holdout_mask(
+            config.split,
+            rows.users,
+            rows.timestamps,
+            config.test_fraction,
+            config.leave_last,
+            config.seed,
+        )
+        train, test = rows.take(~held), rows.take(held)
+        protocol = _protocol(config)
+    validation = train.take(np.zeros(len(train), bool))
+    if config.validation_fraction:
+        held = holdout_mask(
+            config.split,
+            train.users,
+            train.timestamps,
+            config.validation_fraction,
+            config.leave_last,
+            config.seed + 1,
+        )
+        train, validation = train.take(~held), train.take(held)
+    if not len(train) or not len(test):
+        raise DataValidationError(
+            f"The split left {len(train)} training and {len(test)} test interactions: "
+            "both must be non-empty."
+        )
+    return train, validation, test, protocol
 
 
 def _protocol(config) -> str:

@@ -15,7 +15,7 @@ from keras_rec.index_choices import (
     INDEX_TYPES,
     STORAGES,
 )
-from keras_rec.recommender.ivf_partitions import kmeans_partitions
+from keras_rec.recommender.index.ivf_partitions import kmeans_partitions
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def build_item_index(
         `partition_sizes` min/median/max, `build_seconds`, and
         `tuning_queries` when the sample came with a description).
     """
-    from keras_rec.recommender.brute_force_top_k import BruteForceTopK
-    from keras_rec.recommender.ivf_top_k import IVFTopK
+    from keras_rec.recommender.index.brute_force_top_k import BruteForceTopK
+    from keras_rec.recommender.index.ivf_top_k import IVFTopK
 
     settings = settings or ItemIndexSettings()
     item_vectors = np.asarray(item_vectors, np.float32)
@@ -160,8 +160,8 @@ def index_layer(index, item_vectors, k: int, sample_queries=None, name: str = "i
             only when an IVF index is built.
         name: str. Layer name.
     """
-    from keras_rec.recommender.brute_force_top_k import BruteForceTopK
-    from keras_rec.recommender.ivf_top_k import IVFTopK
+    from keras_rec.recommender.index.brute_force_top_k import BruteForceTopK
+    from keras_rec.recommender.index.ivf_top_k import IVFTopK
 
     if isinstance(index, (BruteForceTopK, IVFTopK)):
         if index.num_candidates != len(item_vectors) or index.k != k:
@@ -182,7 +182,7 @@ def index_layer(index, item_vectors, k: int, sample_queries=None, name: str = "i
 
 def describe_index(layer) -> dict[str, Any]:
     """What an index layer is: `index`, `items`, `k`, and IVF's partitions, nprobe, storage."""
-    from keras_rec.recommender.ivf_top_k import IVFTopK
+    from keras_rec.recommender.index.ivf_top_k import IVFTopK
 
     if not isinstance(layer, IVFTopK):
         return {"index": "exact", "items": layer.num_candidates, "k": layer.k}

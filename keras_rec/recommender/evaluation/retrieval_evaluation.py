@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from keras_rec.recommender.recommender_inputs import RecommenderInputs
-from keras_rec.recommender.retrieval_metrics import (
+from keras_rec.recommender.data.recommender_inputs import RecommenderInputs
+from keras_rec.recommender.data.user_item_lists import UserItemLists
+from keras_rec.recommender.evaluation.retrieval_metrics import (
     RankingSums,
     pairs_in_top_k,
     popularity_scores,
@@ -16,9 +17,16 @@ from keras_rec.recommender.retrieval_metrics import (
     report,
     score_blocks,
 )
-from keras_rec.recommender.user_item_lists import UserItemLists
 
 CURVE_KS = (1, 2, 5, 10, 20, 50, 100, 200)
+
+
+def evaluation_users(inputs: RecommenderInputs, count: int | None, seed: int) -> np.ndarray:
+    """User rows with test pairs, or a seeded sample of `count` of them."""
+    users = np.flatnonzero(np.bincount(inputs.test_users, minlength=inputs.num_users))
+    if count is None or count >= len(users):
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, count, replace=False))
 
 
 def evaluate_retrieval(
