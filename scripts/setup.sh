@@ -57,8 +57,6 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-# Not --no-compile: it saved 88 s of a 196 s install, but the default test tier
-# then ran 1143 s on fresh clones against 916 s in a compiled venv (2026-12-04).
 pip=("$venv/bin/python" -m pip install --quiet --no-deps)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
@@ -78,8 +76,39 @@ urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=5)
 EOF
   index=(--extra-index-url "$torch_index")
 fi
-echo "setup.sh: installing ${locks[*]} into $venv" >&2
-"${pip[@]}" "${index[@]}" "${requirements[@]}"
+
+# uv installs the lock: parallel downloads, installs and byte-compiling (pip took
+# 196 s here, compiling one file at a time). uv reads neither pip's config files nor
+# its PIP_* variables, so pip's package sources are passed on (file:// ones that
+# exist). pip installs uv (the lock's version) into a scratch folder, and installs
+# the lock itself if uv fails.
+sources=()
+declare -A seen_sources=()
+while IFS= read -r line; do
+  key="${line%%=*}"
+  key="${key##*.}"
+  value="${line#*=}"
+  value="${value//\'/}"
+  case "$key" in index-url | extra-index-url | find-links) ;; *) continue ;; esac
+  for url in $value; do
+    if [[ "$url" == file://* && ! -e "${url#file://}" ]] || [[ "$url" != *://* && ! -e "$url" ]]; then
+      continue
+    fi
+    [ -n "${seen_sources[$key $url]:-}" ] && continue
+    seen_sources["$key $url"]=1
+    sources+=("--$key" "$url")
+  done
+done < <("$venv/bin/python" -m pip config list 2>/dev/null)
+uv_version="$(sed -n -E 's/^uv==([^ ]+).*/\1/p' requirements/all.txt)"
+echo "setup.sh: installing ${locks[*]} into $venv (uv $uv_version)" >&2
+if "${pip[@]}" --target "$scratch/uv" "uv==$uv_version" &&
+  "$scratch/uv/bin/uv" pip install --python "$venv/bin/python" --no-deps --compile-bytecode \
+    --index-strategy unsafe-best-match "${sources[@]}" "${index[@]}" "${requirements[@]}"; then
+  :
+else
+  echo "setup.sh: uv could not install the lock; pip installs it" >&2
+  "${pip[@]}" "${index[@]}" "${requirements[@]}"
+fi
 if [ -n "$torch_override" ]; then
   # shellcheck disable=SC2086
   "${pip[@]}" $torch_override
