@@ -128,7 +128,7 @@ def _train(config, run, tracker, index) -> _Trained:
 
 
 def _evaluate(config, trained: _Trained, index) -> _Evaluated:
-    from keras_rec.recommender.evaluation.retrieval_evaluation import CURVE_KS, evaluation_users
+    from keras_rec.recommender.evaluation import retrieval_evaluation as evaluations
     from keras_rec.recommender.stages import baselines as baseline_stage
     from keras_rec.recommender.stages.evaluation import evaluate_models
     from keras_rec.recommender.stages.two_stage import recommend_model
@@ -136,21 +136,21 @@ def _evaluate(config, trained: _Trained, index) -> _Evaluated:
     start = time.perf_counter()
     inputs, stage_two = trained.inputs, trained.stage_two
     vectors = trained.towers.vectors(inputs)
-    users = evaluation_users(inputs, config.eval_users, config.seed)
+    users = evaluations.evaluation_users(inputs, config.eval_users, config.seed)
     recommend = None
     if stage_two is not None and stage_two.reranker is not None:
         recommend = recommend_model(config, inputs, vectors, stage_two, index)
-    evaluation = evaluate_models(inputs, vectors, recommend, users, CURVE_KS)
+    evaluation = evaluate_models(inputs, vectors, recommend, users, evaluations.CURVE_KS)
     if trained.validation:
         evaluation.metrics["validation"] = trained.validation
     baselines = {
-        "popularity": baseline_stage.popularity_figures(inputs, users, CURVE_KS),
+        "popularity": evaluations.popularity_baseline(inputs, evaluations.CURVE_KS, users),
         **baseline_stage.evaluate_baselines(
-            inputs, trained.tuned, config.ease_baseline, users, CURVE_KS
+            inputs, trained.tuned, config.ease_baseline, users, evaluations.CURVE_KS
         ),
     }
     curves = dict(evaluation.curves)
-    for name, label in baseline_stage.curve_names().items():
+    for name, label in baseline_stage.CURVE_NAMES.items():
         if "recall_curve" in baselines[name]:
             curves[label] = baselines[name].pop("recall_curve")
     seconds = time.perf_counter() - start

@@ -80,7 +80,7 @@ def evaluate_baselines(inputs, tuned: dict, enabled: bool, users, curve_ks) -> d
     from keras_rec.recommender.baselines.item_item_baselines import item_item_scores
     from keras_rec.recommender.evaluation.retrieval_evaluation import evaluate_retrieval
 
-    figures = {}
+    figures, matrix = {}, None
     for baseline in ITEM_ITEM_BASELINES:
         chosen = tuned.get(baseline.name)
         if not enabled:
@@ -93,7 +93,7 @@ def evaluate_baselines(inputs, tuned: dict, enabled: bool, users, curve_ks) -> d
             figures[baseline.name] = dict(chosen)
         else:
             value = chosen["chosen"][baseline.setting]
-            matrix = training_matrix(inputs)
+            matrix = training_matrix(inputs) if matrix is None else matrix
             scores = item_item_scores(matrix, baseline.weights(matrix, value))
             figures[baseline.name] = {
                 baseline.setting: value,
@@ -102,13 +102,6 @@ def evaluate_baselines(inputs, tuned: dict, enabled: bool, users, curve_ks) -> d
     return figures
 
 
-def popularity_figures(inputs, users, curve_ks) -> dict:
-    """Popularity's test figures (with `recall_curve`): the same ranking for every user."""
-    from keras_rec.recommender.evaluation.retrieval_evaluation import popularity_baseline
-
-    return popularity_baseline(inputs, curve_ks, users)
-
-
-def curve_names() -> dict:
-    """`{report key: recall@K plot name}` of every baseline."""
-    return {"popularity": "popularity", **{b.name: b.curve for b in ITEM_ITEM_BASELINES}}
+# `{report key: recall@K plot name}` of every baseline, popularity first.
+CURVE_NAMES = {"popularity": "popularity", **{b.name: b.curve for b in ITEM_ITEM_BASELINES}}
+BASELINE_NAMES = tuple(CURVE_NAMES)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from keras_rec.recommender.stages.baselines import BASELINE_NAMES
+
 # The figures of each baseline the printed summary keeps (the report keeps all).
 BASELINE_SUMMARY = ("top100_accuracy", "user_recall_at_10", "user_ndcg_at_10", "user_mrr")
 
@@ -31,7 +33,7 @@ def run_summary(report: dict, inputs, prepared, towers, exports, served, run) ->
     baselines = {
         name: {k: figures[k] for k in BASELINE_SUMMARY if k in figures} or figures
         for name, figures in report.items()
-        if name in ("popularity", "ease", "item_knn")
+        if name in BASELINE_NAMES
     }
     history = towers.history
     return {

@@ -13,11 +13,13 @@ def track_run(tracker, summary: dict, report: dict, plots: list, exports, prepar
     SavedModel written; `query_retrieval` as a pyfunc model taking raw text
     (checked against the in-memory model); the sentence-transformer.
     """
+    from keras_rec.recommender.stages.baselines import BASELINE_NAMES
+
     if not tracker.enabled:
         return {}
     baselines = {
         name: report[name]
-        for name in ("popularity", "ease", "item_knn")
+        for name in BASELINE_NAMES
         if name in report and "skipped" not in report[name]
     }
     tracker.log_metrics(
