@@ -412,9 +412,10 @@ def test_the_check_refuses_a_module_holding_keras_layers(tmp_path):
     with pytest.raises(ServingCheckError, match=r"(?s)\[session\] made-up.*Could not find var"):
         check_serving(path)
     assert main(["check-serving", path]) == 1  # what a user runs on it
-    # The same model from the exporter's root passes the same check.
+    # The same model from the exporter's root passes the same check (run by `export`).
     fixed = export(model, tmp_path, "fixed", examples=GENRES, chief=True, warmup=False)
-    assert check_serving(fixed.path)["batch_sizes"] == [len(GENRES), 1]
+    assert fixed.serving_check["ok"] and fixed.serving_check["batch_sizes"] == [len(GENRES), 1]
+    assert fixed.serving_check["loaders"] == ["session", "object_graph"]
 
 
 def test_check_serving_command_replays_warmup_and_rest_files(text_export, capsys):
