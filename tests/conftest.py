@@ -47,13 +47,18 @@ SHARED_RUN_GROUPS = {
 }
 
 
-# The longest groups go first (`--no-loadscope-reorder` keeps this order), so the two
-# workers finish together instead of one waiting on a long group handed out last.
-# The second worker starts with `test_encoder_export`, which needs none of the
-# session's tiny models: it does not wait on their locks while the first builds them.
+# The groups of more than about 15 s, longest first (`--no-loadscope-reorder` keeps
+# this order; the rest follow in file order), so the two workers finish together
+# instead of one running a long group handed out last. The second worker starts with
+# `test_encoder_export`, which needs none of the session's tiny models: it does not
+# wait on their locks while the first worker builds them. Seconds from a CI run's
+# JUnit file (`build/ci/default.xml`, summed per group) set the order.
 LONG_GROUPS = (
-    "classifier_runs", "test_encoder_export", "test_notebooks", "movielens_run",
-    "test_user_data", "test_export_hub", "test_export", "test_text_classifier",
+    "classifier_runs", "test_encoder_export", "test_notebooks", "test_export_hub",
+    "test_user_data", "movielens_run", "test_export", "test_cached_encoder",
+    "test_strategy_fit", "test_ivf_index", "test_text_classifier",
+    "test_wordpiece_preprocessor", "test_sentence_encoder_backends", "test_beam_pipeline",
+    "test_hub_layer", "test_retrieval_serving", "test_tensorflow_startup",
 )  # fmt: skip
 
 
