@@ -365,10 +365,10 @@ def test_saved_model_fits_tf_serving_op_set(tiny_bert_encoder_dir):
     op_check.assert_servable(tiny_bert_encoder_dir, "tfserving-2.19")
 
 
-def _run_script(script: str, tmp_path, env: dict[str, str] | None = None) -> str:
+def _run_script(script: str, tmp_path) -> str:
     path = tmp_path / "script.py"
     path.write_text(textwrap.dedent(script))
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(
         [sys.executable, str(path)], capture_output=True, text=True, env=environment, timeout=300
     )

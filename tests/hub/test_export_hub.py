@@ -122,7 +122,7 @@ def test_keras3_pattern_trains_a_step(tiny_hub_dir, trainable):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_modules_load_with_hub_keras_layer_under_tf_keras(tiny_hub_dir, tmp_path):
+def test_modules_load_with_hub_keras_layer_under_tf_keras(tiny_hub_dir):
     """TF Hub's own user path: `hub.KerasLayer` under tf_keras, frozen and fine-tuned.
 
     Also holds the assertions of the former
