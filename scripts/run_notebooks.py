@@ -78,7 +78,9 @@ def run_notebook(
                 kernel_name=kernel,
                 resources={"metadata": {"path": scratch}},
             )
-            client.execute(env=kernel_env)
+            # The notebooks write their runs and exports under `tempfile.mkdtemp()`:
+            # here that is inside `scratch`, removed with it.
+            client.execute(env={**kernel_env, "TMPDIR": scratch})
     except nbclient.exceptions.CellExecutionError as error:
         raise NotebookRunError(f"{path.name} failed:\n{error}") from None
     return notebook, time.perf_counter() - start

@@ -133,6 +133,24 @@ def build_tiny_sentence_transformer(directory: str, seed: int = 0, hidden_size: 
 
 
 @pytest.fixture(scope="session", autouse=True)
+def session_temp_dir(tmp_path_factory):
+    """`TMPDIR` for the session and every process it starts.
+
+    Whatever a test leaves in the temporary directory (a notebook's outputs, a
+    killed worker's checkpoints) then lies under pytest's base temporary
+    directory, which pytest prunes to the last few sessions, instead of
+    piling up in the machine's `/tmp`.
+    """
+    import tempfile
+
+    directory = tmp_path_factory.mktemp("tmp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(directory))
+        patch.setattr(tempfile, "tempdir", None)  # Read `TMPDIR` again.
+        yield directory
+
+
+@pytest.fixture(scope="session", autouse=True)
 def keras_rec_home(tmp_path_factory):
     """One `KERAS_REC_HOME` for the session: its processes, xdist workers included.
 

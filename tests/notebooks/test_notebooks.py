@@ -127,13 +127,18 @@ def test_run_notebooks_script_runs_each_notebook_on_small_settings(name, tiny_mo
     the full-settings run's (`scripts/run_notebooks.py`)."""
     run_notebooks = _run_notebooks_module()
     figures = tmp_path / "figures"
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
     result = subprocess.run(
         [sys.executable, "scripts/run_notebooks.py", "--small", "--notebooks", name,
          "--model", tiny_model_path,
          "--figures-dir", str(figures), "--executed-dir", str(tmp_path / "executed")],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800, env=_kernel_environment(),
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+        env={**_kernel_environment(), "TMPDIR": str(temp_dir)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
+    # The notebook's runs and exports (hundreds of MB at full settings) went with its scratch.
+    assert os.listdir(temp_dir) == [], f"{name} left {os.listdir(temp_dir)} in TMPDIR"
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["settings"] == "small" and report["model"] == tiny_model_path
     assert list(report["notebooks"]) == [name]
