@@ -12,6 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from keras_rec.embeddings.model_facts import (
+    forget_model_facts,
+    model_facts_key,
+    recall_model_facts,
+    record_model_facts,
+)
 from keras_rec.precision import PRECISIONS, check_precision
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -147,6 +153,13 @@ class SentenceEncoder:
     (computed before conversion); `identity()` adds the backend and the
     precision, so the cache keeps their vectors apart from torch's.
 
+    A local directory on the torch backend is loaded once and its facts
+    (fingerprint, token limit, width) recorded by its files
+    (`keras_rec.embeddings.model_facts`); a later encoder of the same files
+    reads them back and loads the model only when `encode` (or `model`)
+    needs it, so a run that finds every text in the cache starts no PyTorch.
+    `model_loaded` says whether it is in memory.
+
     Args:
         model: str, `SentenceTransformer` or None. A local directory, a Hugging
             Face model id, or a loaded model. `None` (and the hub ids of
@@ -202,9 +215,19 @@ class SentenceEncoder:
                 f"Received: max_seq_length={max_seq_length!r}"
             )
         self._fingerprint: str | None = None
+        self._model = None
+        self._facts_key = None
+        self._known_facts = None
+        if (isinstance(model, str) or model is None) and backend == "torch":
+            # A local directory seen before: its facts are known, the model loads when needed.
+            self._model_source = model
+            self._facts_key = model_facts_key(resolve_model_path(model), max_seq_length)
+            self._known_facts = recall_model_facts(self._facts_key)
         if isinstance(model, str) or model is None:
             self.model_name = model or DEFAULT_MODEL
-            torch_model = _load_torch(model, device if backend == "torch" else "cpu")
+            torch_model = None
+            if self._known_facts is None:
+                torch_model = _load_torch(model, device if backend == "torch" else "cpu")
         else:
             self.model_name = (
                 getattr(model, "model_card_data", None)
@@ -221,34 +244,81 @@ class SentenceEncoder:
                 )
             torch_model = model
         if backend == "torch":
-            self.model = torch_model
+            self._model = torch_model
         else:
-            self.model, self._fingerprint = _load_converted(torch_model, backend, precision, device)
+            converted = _load_converted(torch_model, backend, precision, device)
+            self._model, self._fingerprint = converted
         del torch_model
         self.backend = backend
         self.precision = precision
-        self.effective_precision = _effective_precision(self.model, backend, precision)
-        if max_seq_length is not None:
-            self.model.max_seq_length = max_seq_length
+        self.effective_precision = _effective_precision(self._model, backend, precision)
+        self._max_seq_length = max_seq_length
+        if max_seq_length is not None and self._model is not None:
+            self._model.max_seq_length = max_seq_length
         self.device = device
         self.batch_size = batch_size
         self.normalize = bool(normalize)
         self.show_progress_bar = show_progress_bar
+        if self._facts_key is not None and self._known_facts is None:
+            record_model_facts(self._facts_key, self._facts_of_loaded_model())
+
+    @property
+    def model(self):
+        """The `SentenceTransformer`, loaded on first use when its facts were known."""
+        if self._model is None:
+            self._model = self._load_known_model()
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the model is in memory (an encoder of known files loads it to encode)."""
+        return self._model is not None
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        if self._model is None:
+            return int(self._known_facts["max_seq_length"])
+        return int(self._model.max_seq_length)
 
     @property
     def embedding_dim(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        if self._model is None:
+            return int(self._known_facts["embedding_dim"])
+        return int(self._model.get_embedding_dimension())
 
     @property
     def fingerprint(self) -> str:
         """sha256 over the weights, module stack and tokenizer vocabulary."""
         if self._fingerprint is None:
-            self._fingerprint = _model_fingerprint(self.model)
+            if self._model is None:
+                return self._known_facts["fingerprint"]
+            self._fingerprint = _model_fingerprint(self._model)
         return self._fingerprint
+
+    def _facts_of_loaded_model(self) -> dict[str, Any]:
+        return {
+            "fingerprint": _model_fingerprint(self._model),
+            "max_seq_length": int(self._model.max_seq_length),
+            "embedding_dim": int(self._model.get_embedding_dimension()),
+        }
+
+    def _load_known_model(self):
+        """Loads the model whose facts were read back, and checks it is still that model."""
+        model = _load_torch(self._model_source, self.device)
+        if self._max_seq_length is not None:
+            model.max_seq_length = self._max_seq_length
+        self._model = model
+        found = self._facts_of_loaded_model()
+        if found != self._known_facts:
+            self._model = None
+            forget_model_facts(self._facts_key)
+            raise RuntimeError(
+                f"The sentence-transformer files of {self.model_name!r} changed after this "
+                f"encoder read their recorded facts ({self._known_facts}); they now load as "
+                f"{found}. Vectors already read from a cache belong to the old model. "
+                "Build the encoder again (the record is removed)."
+            )
+        return model
 
     def identity(self) -> dict[str, Any]:
         """Everything that determines the vectors, as a JSON-able dict.

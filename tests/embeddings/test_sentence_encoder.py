@@ -1,3 +1,8 @@
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -55,3 +60,75 @@ def test_constructor_validates_arguments(tiny_model_path):
         SentenceEncoder(tiny_model_path, max_seq_length=-1)
     with pytest.raises(OSError, match="Could not load the sentence-transformer"):
         SentenceEncoder("/nonexistent/model-dir")
+
+
+# --- Facts of a local model, remembered: no load until a text must be encoded ---
+
+
+@pytest.fixture
+def model_copy(tiny_model_path, tmp_path, monkeypatch):
+    """A copy of the tiny model (its own files and times) and a home of its own."""
+    import shutil
+
+    monkeypatch.setenv("KERAS_REC_HOME", str(tmp_path / "home"))
+    return shutil.copytree(tiny_model_path, tmp_path / "model")
+
+
+def test_an_encoder_of_files_seen_before_loads_the_model_only_to_encode(model_copy):
+    first = SentenceEncoder(str(model_copy), device="cpu")
+    again = SentenceEncoder(str(model_copy), device="cpu")
+    assert first.model_loaded and not again.model_loaded
+    assert again.identity() == first.identity() and not again.model_loaded
+    texts = ["the movie", "star wars of the toy story"]
+    np.testing.assert_array_equal(again.encode(texts), first.encode(texts))
+    assert again.model_loaded
+    # Another token limit is another model: its facts are its own.
+    shorter = SentenceEncoder(str(model_copy), device="cpu", max_seq_length=8)
+    assert shorter.model_loaded and shorter.identity()["max_seq_length"] == 8
+    assert SentenceEncoder(str(model_copy), device="cpu", max_seq_length=8).identity() == (
+        shorter.identity()
+    )
+    # A file written since (here: only its time) makes the next encoder look again.
+    config = model_copy / "config_sentence_transformers.json"
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))
+    assert SentenceEncoder(str(model_copy), device="cpu").model_loaded
+
+
+def test_facts_that_no_longer_match_the_files_stop_the_encoder(model_copy, tmp_path):
+    SentenceEncoder(str(model_copy), device="cpu")
+    (record,) = (tmp_path / "home" / "model_facts").iterdir()
+    facts = json.loads(record.read_text())
+    record.write_text(json.dumps({**facts, "fingerprint": "0" * 64}))
+    stale = SentenceEncoder(str(model_copy), device="cpu")
+    assert stale.fingerprint == "0" * 64  # what was recorded, until the model loads
+    with pytest.raises(RuntimeError, match="changed after this encoder read"):
+        stale.encode(["the movie"])
+    assert not record.exists()
+    assert SentenceEncoder(str(model_copy), device="cpu").fingerprint == facts["fingerprint"]
+
+
+def test_a_run_with_every_text_cached_needs_no_torch(model_copy, tmp_path):
+    """The second run of a cached job (`keras-rec embed`, a frozen classifier) starts
+    without importing PyTorch or sentence-transformers."""
+    from keras_rec.embeddings import CachedEncoder
+
+    texts = ["the movie", "star wars", "of toy story"]
+    cache = str(tmp_path / "cache")
+    expected = CachedEncoder(SentenceEncoder(str(model_copy), device="cpu"), cache).encode(texts)
+    script = (
+        "import json, sys\n"
+        "from keras_rec.embeddings import CachedEncoder, SentenceEncoder\n"
+        f"encoder = CachedEncoder(SentenceEncoder({str(model_copy)!r}, device='cpu'), {cache!r})\n"
+        f"vectors = encoder.encode({texts!r})\n"
+        "imported = sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules)\n"
+        "print(json.dumps({'vectors': vectors.tolist(), 'imported': imported,\n"
+        "                  'encoded': encoder.last_report.num_encoded}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KERAS_REC_HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["encoded"] == 0 and report["imported"] == []
+    np.testing.assert_array_equal(np.array(report["vectors"], np.float32), expected)

@@ -17,7 +17,7 @@ from keras_rec.data import DataValidationError
 from keras_rec.recommender.data.interaction_splits import holdout_mask
 from keras_rec.recommender.data.user_data import load_user_inputs
 from keras_rec.recommender.train_recommender import RecommenderTrainingConfig
-from keras_rec.serving.fresh_process import answer_in_fresh_process
+from keras_rec.serving.fresh_process import answer_each_in_fresh_process
 
 RATINGS = 3000
 
@@ -99,22 +99,14 @@ def _run(root, name, *flags, hub_dir=None):
     return summary
 
 
-def _serve(path, user_ids):
-    """`serving_default` of a SavedModel answered through TF Serving's Session loader."""
-    result = answer_in_fresh_process(
-        path, {"ask": ("serving_default", {"user_id": np.asarray(user_ids)})}, ["session"]
-    )
-    assert not result["errors"]["session"], result["errors"]
-    return result["answers"]["session"]["ask"]
-
-
 # --- End to end through the CLI ----------------------------------------------
 
 
-def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
+@pytest.fixture(scope="module")
+def leave_last_out_run(shop, tiny_hub_dir):
     """The issue's command: string ids, a template, leave-last-out, a validation split."""
     root = shop["root"]
-    summary = _run(
+    return _run(
         root,
         "leave_last_out",
         "--interactions", str(root / "ratings.parquet"),
@@ -130,6 +122,62 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
         "--ranker-task", "rating",
         hub_dir=tiny_hub_dir,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def temporal_run(shop):
+    """Numeric ids, `--min-rating`, a temporal split, vectors from files: no encoder."""
+    root = shop["root"]
+    return _run(
+        root,
+        "temporal",
+        "--interactions", str(root / "ratings_numeric.csv"),
+        "--user-column", "user_code",
+        "--item-column", "item_code",
+        "--rating-column", "stars",
+        "--min-rating", "3",
+        "--timestamp-column", "ts",
+        "--item-embeddings", str(root / "item_vectors.parquet"),
+        "--item-id-column", "item_code",
+        "--user-embeddings", str(root / "user_vectors.parquet"),
+        "--user-id-column", "user_code",
+        "--split", "temporal",
+        "--test-fraction", "0.25",
+        "--model", "/nonexistent/never-loaded",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def served(shop, leave_last_out_run, temporal_run):
+    """Each run's `retrieval` asked for a known and an unknown user, through TF Serving's
+    Session loader, both in one fresh process (as one model server holds both)."""
+    interactions = shop["interactions"]
+    known = {
+        "leave_last_out": interactions["user_code"].iloc[0],
+        "temporal": int(interactions["user_code"].str[1:].astype(int).iloc[0]),
+    }
+    asked = {
+        "leave_last_out": np.array([known["leave_last_out"], "nobody"], object),
+        "temporal": np.array([known["temporal"], 10**9], np.int64),
+    }
+    runs = {"leave_last_out": leave_last_out_run, "temporal": temporal_run}
+    answered = answer_each_in_fresh_process(
+        {
+            name: (
+                runs[name]["exports"]["retrieval"],
+                {"ask": ("serving_default", {"user_id": ids})},
+            )
+            for name, ids in asked.items()
+        },
+        ["session"],
+    )
+    for name, report in answered.items():
+        assert not report["errors"]["session"], (name, report["errors"])
+    return {name: report["answers"]["session"]["ask"] for name, report in answered.items()}
+
+
+def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, leave_last_out_run, served):
+    summary = leave_last_out_run
     interactions = shop["interactions"]
     counts = interactions["user_code"].value_counts()
     split = summary["report"]["split"]
@@ -149,7 +197,7 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
     assert summary["two_stage"]["user_recall_at_100"] == summary["user_recall_at_100"]
     # The served retrieval takes the shop's own string ids, through TF Serving's loader.
     user = interactions["user_code"].iloc[0]
-    answer = _serve(summary["exports"]["retrieval"], np.array([user, "nobody"], object))
+    answer = served["leave_last_out"]  # asked for [user, "nobody"]
     assert answer["known_user"].tolist() == [True, False]
     returned = [i.decode() for i in answer["item_ids"][0]]
     assert all(i.startswith("m") and len(i) == 6 for i in returned), returned
@@ -161,25 +209,8 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, tiny_hub_dir):
     assert not train_items & set(returned)
 
 
-def test_temporal_split_from_embedding_files_needs_no_encoder(shop):
-    root = shop["root"]
-    summary = _run(
-        root,
-        "temporal",
-        "--interactions", str(root / "ratings_numeric.csv"),
-        "--user-column", "user_code",
-        "--item-column", "item_code",
-        "--rating-column", "stars",
-        "--min-rating", "3",
-        "--timestamp-column", "ts",
-        "--item-embeddings", str(root / "item_vectors.parquet"),
-        "--item-id-column", "item_code",
-        "--user-embeddings", str(root / "user_vectors.parquet"),
-        "--user-id-column", "user_code",
-        "--split", "temporal",
-        "--test-fraction", "0.25",
-        "--model", "/nonexistent/never-loaded",
-    )  # fmt: skip
+def test_temporal_split_from_embedding_files_needs_no_encoder(shop, temporal_run, served):
+    summary = temporal_run
     interactions = shop["interactions"]
     liked = interactions[interactions["stars"] >= 3]
     split = summary["report"]["split"]
@@ -196,8 +227,7 @@ def test_temporal_split_from_embedding_files_needs_no_encoder(shop):
         "retrieval",
         "user_tower",
     ]
-    user = int(interactions["user_code"].str[1:].astype(int).iloc[0])
-    answer = _serve(summary["exports"]["retrieval"], np.array([user, 10**9], np.int64))
+    answer = served["temporal"]  # asked for [the first rating's user, 10**9]
     assert answer["known_user"].tolist() == [True, False]
     assert answer["item_ids"].dtype == np.int64
 
