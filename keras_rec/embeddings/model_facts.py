@@ -14,6 +14,7 @@ checkpoint) changes the key, and the model is loaded and fingerprinted again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -77,8 +78,9 @@ def record_model_facts(key: str | None, facts: dict[str, Any]) -> None:
 
 def forget_model_facts(key: str | None) -> None:
     """Removes the record under `key`, if any."""
-    if key is not None and os.path.exists(_facts_path(key)):
-        os.remove(_facts_path(key))
+    if key is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_facts_path(key))
 
 
 def _facts_path(key: str) -> str:

@@ -218,13 +218,13 @@ class SentenceEncoder:
         self._model = None
         self._facts_key = None
         self._known_facts = None
-        if (isinstance(model, str) or model is None) and backend == "torch":
-            # A local directory seen before: its facts are known, the model loads when needed.
-            self._model_source = model
-            self._facts_key = model_facts_key(resolve_model_path(model), max_seq_length)
-            self._known_facts = recall_model_facts(self._facts_key)
         if isinstance(model, str) or model is None:
             self.model_name = model or DEFAULT_MODEL
+            if backend == "torch":
+                # A local directory seen before: its facts are known, it loads when needed.
+                self._model_source = model
+                self._facts_key = model_facts_key(resolve_model_path(model), max_seq_length)
+                self._known_facts = recall_model_facts(self._facts_key)
             torch_model = None
             if self._known_facts is None:
                 torch_model = _load_torch(model, device if backend == "torch" else "cpu")
