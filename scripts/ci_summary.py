@@ -3,7 +3,7 @@
     .venv/bin/python scripts/ci_summary.py build/ci
 
 Reads what `.ci/run` leaves in the reports directory: `<tier>.coverage`
-(coverage.py data, subprocesses combined in by pytest-cov) and `<tier>.xml`
+(coverage.py data, every process of the tier combined: tests/coverage_startup) and `<tier>.xml`
 (pytest's JUnit XML, a `time` per test: setup, call and teardown) for the tiers
 `default` and `large`. Prints the line coverage of each tier, of both
 together, and the 15 slowest tests; ends with one JSON line.

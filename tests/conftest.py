@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
-import pytest
+# Line coverage of keras_rec (tests/coverage_startup): its plugin is on the path
+# before anything imports keras_rec.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "coverage_startup"))
+
+import pytest  # noqa: E402
 from labelled_texts import write_labelled_csv_file
 from script_runs import (
     CLASSIFIER_FLAGS,
@@ -19,6 +24,8 @@ from script_runs import (
     shared_base,
     shared_run,
 )
+
+pytest_plugins = ("line_coverage_plugin",)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,9 +1,9 @@
 """TensorFlow's native start-up lines: hidden on a plain `keras-rec` run, other lines kept."""
 
-import os
 import subprocess
 import sys
 
+import line_coverage
 from script_runs import keras_rec_command
 
 # Writes to file descriptor 2 as native code does, inside the window and after it.
@@ -29,7 +29,7 @@ def test_a_plain_command_hides_them_and_verbose_shows_them(tmp_path):
     args = ["build-index", "--item-vectors", str(tmp_path / "missing.parquet"),
             "--id-column", "sku", "--output-dir", str(tmp_path), "--model-name", "m"]  # fmt: skip
     # Nothing of the suite's environment (TF_CPP_MIN_LOG_LEVEL among it) but coverage's.
-    env = {k: v for k, v in os.environ.items() if k.startswith("COVERAGE")}
+    env = line_coverage.environment()
     env.update(PATH="/usr/bin:/bin", HOME=str(tmp_path), HF_HUB_OFFLINE="1")
 
     def stderr(*flags, exit_code):
