@@ -48,7 +48,9 @@ def hub_modules(model: str | None = None, hub_dir: str | None = None, precision:
             )
         return hub_dir, None
     encoder = SentenceEncoder(model, device="cpu")
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(encoder.model_name))
+    # A local model by any path (relative, absolute, through a link) is one export.
+    name = os.path.realpath(model) if model and os.path.isdir(model) else encoder.model_name
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
     suffix = "" if precision == "float32" else f"-{precision}"
     hub_dir = os.path.join(
         keras_rec_home(),

@@ -271,3 +271,18 @@ def test_unsupported_architecture_is_named(tmp_path):
     with pytest.raises(ValueError, match="(?i)distilbert"):
         export_hub(model, str(tmp_path / "hub"))
     assert not (tmp_path / "hub").exists()
+
+
+def test_a_local_model_by_a_relative_path_or_a_link_finds_its_export(
+    tiny_model_path, tiny_hub_dir, tmp_path, monkeypatch
+):
+    """`--model` given relative, or through a symlink, reuses the home's export
+    (`tiny_hub_dir`, made from the absolute path): no second export."""
+    from keras_rec.hub.local_hub import hub_modules
+
+    link = tmp_path / "model_link"
+    link.symlink_to(tiny_model_path, target_is_directory=True)
+    monkeypatch.chdir(os.path.dirname(tiny_model_path))
+    relative = os.path.basename(tiny_model_path)
+    for model in (relative, str(link)):
+        assert hub_modules(model)[0] == tiny_hub_dir
