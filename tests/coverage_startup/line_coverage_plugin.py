@@ -18,6 +18,8 @@ import line_coverage
 import pytest
 
 _WORKER_VARIABLE = "PYTEST_XDIST_WORKER"
+_data_dir_key = pytest.StashKey[str]()  # set in the session that made the data directory
+_report_key = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
@@ -40,10 +42,6 @@ def pytest_configure(config):
         paths = [line_coverage.STARTUP_DIR, os.environ.get("PYTHONPATH", "")]
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     line_coverage.start()  # a worker started it at start-up; with -n 0 it starts here
-
-
-_data_dir_key = pytest.StashKey[str]()
-_report_key = pytest.StashKey[str]()
 
 
 @pytest.hookimpl(tryfirst=True)  # a worker writes before it reports to the controller
