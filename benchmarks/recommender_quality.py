@@ -32,6 +32,12 @@ over 100k and 1M synthetic 128-d item vectors, one query and batches of
 
     python benchmarks/recommender_quality.py [--seeds 42 43 44] [--skip-speed | --speed-only]
 
+`--protocol temporal`: the next-item protocol instead (each user's last 2
+ratings by time are the test; Markov, EASE, item-kNN, popularity and
+RecBole's SASRec and GRU4Rec against `--user-model mean` and `sequence`):
+see `next_item_protocol.py`. `--recbole off` leaves RecBole out (default:
+run it when its venv exists, `benchmarks/recbole_env.sh`).
+
 Ends with one JSON line.
 """
 
@@ -348,10 +354,17 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--protocol", choices=("random", "temporal"), default="random")
+    parser.add_argument("--recbole", choices=("auto", "on", "off"), default="auto")
     args = parser.parse_args()
 
     summary = {}
-    if not args.speed_only:
+    if args.protocol == "temporal" and not args.speed_only:
+        from next_item_protocol import recbole_available, temporal_quality
+
+        recbole = args.recbole == "on" or (args.recbole == "auto" and recbole_available())
+        summary = temporal_quality(args.seeds, _figures, mean_std, TARGET_RATIO, recbole)
+    elif not args.speed_only:
         summary = quality(args)
     if not args.skip_speed:
         summary["retrieval_latency"] = {

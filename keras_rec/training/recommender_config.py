@@ -10,6 +10,7 @@ from keras_rec.precision import PRECISIONS
 from keras_rec.training.config_flags import flag
 from keras_rec.training.run_config import RunConfig
 from keras_rec.training.script_arguments import require_positive_ints
+from keras_rec.user_model_choices import SEQUENCE_LOSSES, USER_MODELS
 
 
 @dataclasses.dataclass
@@ -101,6 +102,21 @@ class RecommenderTrainingConfig(RunConfig):
         refit: bool. After choosing the epochs on validation, retrain the
             towers on training + validation for that many epochs (the
             exported towers and the test figures are the refit ones).
+        user_model: str. How a user becomes a query: `"mean"` (the user
+            tower over their text, id and mean history embedding) or
+            `"sequence"` (a causal transformer over their last
+            `max_history` items in time order, trained to predict each next
+            item; served by user id and, from recent item ids alone, by the
+            `next_items` export).
+        max_history: int. Latest items the sequence model reads.
+        sequence_layers, sequence_heads, sequence_dropout: its transformer.
+        sequence_epochs: int. Most epochs of the sequence model (early
+            stopping on the validation loss).
+        sequence_batch_size: int. Windows of `max_history` steps per batch.
+        sequence_loss: str. `"auto"` (the full softmax over the catalogue up
+            to `FULL_SOFTMAX_MAX_ITEMS` items, sampled softmax with log-Q
+            correction beyond), `"softmax"` or `"sampled_softmax"`.
+        sequence_temperature: float. Divides its cosine logits.
         mlflow_experiment: str. MLflow experiment name.
 
     The run settings (`seed`, `output_dir`, `cache`, `distribute`, `target`,
@@ -192,12 +208,41 @@ class RecommenderTrainingConfig(RunConfig):
     item_neighbors: int = flag(1000, "EASE neighbors per item for the re-ranker (0: none)")
     ease_baseline: bool = flag(True, "no item-item baselines (EASE, item-kNN) beside popularity")
     refit: bool = flag(True, "no refit of the towers on training + validation")
+    user_model: str = flag(
+        "mean",
+        "mean: the user tower over text, id and mean history; sequence: a causal transformer "
+        "over the user's latest items in time order (also served as `next_items`)",
+        choices=USER_MODELS,
+    )
+    max_history: int = flag(50, "latest items the sequence model reads")
+    sequence_layers: int = flag(2, "transformer blocks of the sequence model")
+    sequence_heads: int = flag(2, "attention heads of the sequence model")
+    sequence_dropout: float = 0.2
+    sequence_epochs: int = flag(30, "most epochs of the sequence model (early stopping)")
+    sequence_batch_size: int = flag(64, "windows of --max-history steps per batch")
+    sequence_loss: str = flag(
+        "auto",
+        "auto: full softmax over the catalogue up to 20,000 items, sampled softmax with "
+        "log-Q correction beyond",
+        choices=("auto", *SEQUENCE_LOSSES),
+    )
+    sequence_temperature: float = 0.05
     mlflow_experiment: str = "keras_rec-recommender"
 
 
 def check_recommender_config(config: RecommenderTrainingConfig) -> None:
     """Raises `ValueError` naming the first setting of `config` out of its range."""
-    require_positive_ints(config, ("epochs", "batch_size", "k", "output_dim"))
+    require_positive_ints(
+        config,
+        (
+            "epochs", "batch_size", "k", "output_dim", "max_history", "sequence_layers",
+            "sequence_heads", "sequence_epochs", "sequence_batch_size",
+        ),
+    )  # fmt: skip
+    if config.user_model not in USER_MODELS:
+        raise ValueError(
+            f"`user_model` must be one of {USER_MODELS}. Received: {config.user_model!r}"
+        )
     if not 0.0 < config.index_recall <= 1.0:
         raise ValueError(f"`index_recall` must be in (0, 1]. Received: {config.index_recall!r}")
     if config.ranker_epochs < 0:

@@ -126,7 +126,8 @@ def leave_last_out_run(shop, tiny_hub_dir):
 
 @pytest.fixture(scope="module")
 def temporal_run(shop):
-    """Numeric ids, `--min-rating`, a temporal split, vectors from files: no encoder."""
+    """Numeric ids, `--min-rating`, a temporal split, vectors from files: no encoder; the
+    sequence model (`--user-model sequence`) as the user model."""
     root = shop["root"]
     return _run(
         root,
@@ -144,6 +145,9 @@ def temporal_run(shop):
         "--split", "temporal",
         "--test-fraction", "0.25",
         "--model", "/nonexistent/never-loaded",
+        "--user-model", "sequence",
+        "--max-history", "8",
+        "--sequence-epochs", "2",
     )  # fmt: skip
 
 
@@ -161,19 +165,39 @@ def served(shop, leave_last_out_run, temporal_run):
         "temporal": np.array([known["temporal"], 10**9], np.int64),
     }
     runs = {"leave_last_out": leave_last_out_run, "temporal": temporal_run}
-    answered = answer_each_in_fresh_process(
-        {
-            name: (
-                runs[name]["exports"]["retrieval"],
-                {"ask": ("serving_default", {"user_id": ids})},
-            )
-            for name, ids in asked.items()
-        },
-        ["session"],
+    models = {
+        name: (
+            runs[name]["exports"]["retrieval"],
+            {"ask": ("serving_default", {"user_id": ids})},
+        )
+        for name, ids in asked.items()
+    }
+    # The sequence model's `next_items`: a user's recent ids, with padding and unknown ids.
+    recent = _recent_items(interactions, known["temporal"])
+    models["next_items"] = (
+        temporal_run["exports"]["next_items"],
+        {"ask": ("serving_default", {"recent_item_ids": recent})},
     )
+    answered = answer_each_in_fresh_process(models, ["session"])
     for name, report in answered.items():
         assert not report["errors"]["session"], (name, report["errors"])
     return {name: report["answers"]["session"]["ask"] for name, report in answered.items()}
+
+
+def _recent_items(interactions, user: int) -> np.ndarray:
+    """`[4, 6]` recent item ids: `user`'s last 3 (padded with -1), the same with two
+    unknown ids among them, only unknown ids, and only padding."""
+    mine = interactions[interactions["user_code"] == f"u{user}"].sort_values("ts", kind="stable")
+    last = [int(code[1:]) for code in mine["item_code"].iloc[-3:]]
+    return np.array(
+        [
+            [-1, -1, -1, *last],
+            [10**9, last[0], -1, last[1], 10**9 + 1, last[2]],
+            [-1, -1, -1, -1, 10**9, 10**9 + 1],
+            [-1] * 6,
+        ],
+        np.int64,
+    )
 
 
 def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, leave_last_out_run, served):
@@ -220,16 +244,31 @@ def test_temporal_split_from_embedding_files_needs_no_encoder(shop, temporal_run
     assert split["test"] == int((liked["ts"] >= cutoff).sum())
     assert split["id_type"] == "int" and summary["embedding_dim"] == 24
     assert "query_retrieval" in summary["exports_skipped"]
+    # The sequence model has no user tower: `next_items` serves recent item ids instead.
+    assert "user_tower" in summary["exports_skipped"]
     assert sorted(summary["exports"]) == [
         "item_tower",
+        "next_items",
         "ranker",
         "recommend",
         "retrieval",
-        "user_tower",
     ]
+    assert summary["report"]["config"]["user_model"] == "sequence"
+    assert "val_loss" in summary["report"]["history"]
     answer = served["temporal"]  # asked for [the first rating's user, 10**9]
     assert answer["known_user"].tolist() == [True, False]
     assert answer["item_ids"].dtype == np.int64
+    # `next_items`: unknown ids and padding are ignored wherever they sit, the given items
+    # are never returned, and a request with no known id gets the popular items.
+    recent = _recent_items(interactions, int(interactions["user_code"].iloc[0][1:]))
+    answer = served["next_items"]
+    assert answer["used_items"].tolist() == [3, 3, 0, 0]
+    np.testing.assert_array_equal(answer["item_ids"][0], answer["item_ids"][1])
+    np.testing.assert_allclose(answer["scores"][0], answer["scores"][1], atol=1e-5)
+    assert not set(answer["item_ids"][0].tolist()) & set(recent[0].tolist())
+    np.testing.assert_array_equal(answer["item_ids"][2], answer["item_ids"][3])
+    popular = liked.loc[liked["ts"] < cutoff, "item_code"].value_counts()
+    assert answer["item_ids"][2][0] in {int(code[1:]) for code in popular.index[:3]}
 
 
 def test_random_split_on_a_parquet_directory_with_a_test_file(shop, tiny_hub_dir):

@@ -43,16 +43,67 @@ class InteractionSplit:
         }
 
 
-def carve_validation(split: InteractionSplit, fraction: float, seed: int) -> InteractionSplit:
-    """`split` with a seeded random `fraction` of its training rows moved to `validation`."""
+def carve_validation(
+    split: InteractionSplit, fraction: float, seed: int, by_time: bool = False
+) -> InteractionSplit:
+    """`split` with part of its training rows moved to `validation`.
+
+    Args:
+        split: the split.
+        fraction: float. Share moved out (at random; with `by_time` and a
+            temporal split, the latest `fraction` by time).
+        seed: int. Seed of the random choice.
+        by_time: bool. Follow the split's own kind: a leave-last-out split
+            moves each user's last training row, a temporal one the latest
+            `fraction` of rows.
+    """
     from keras_rec.recommender.data.interaction_splits import holdout_mask
 
-    held = holdout_mask("random", np.zeros(len(split.train)), None, fraction, 1, seed)
+    train = split.train
+    if not by_time:
+        held = holdout_mask("random", np.zeros(len(train)), None, fraction, 1, seed)
+        described = f"validation(fraction={fraction}, seed={seed})"
+    else:
+        kind = "leave-last-out" if split.protocol.startswith("leave-last-out") else "temporal"
+        users, times = train["user_id"].to_numpy(), train["timestamp"].to_numpy()
+        held = holdout_mask(kind, users, times, fraction, 1, seed)
+        described = (
+            "validation(last=1 per user)" if kind == "leave-last-out"
+            else f"validation(latest fraction={fraction})"
+        )  # fmt: skip
     return dataclasses.replace(
         split,
-        train=split.train.loc[~held].reset_index(drop=True),
-        validation=split.train.loc[held].reset_index(drop=True),
-        protocol=f"{split.protocol}+validation(fraction={fraction}, seed={seed})",
+        train=train.loc[~held].reset_index(drop=True),
+        validation=train.loc[held].reset_index(drop=True),
+        protocol=f"{split.protocol}+{described}",
+    )
+
+
+def time_split(ratings: pd.DataFrame, kind: str, fraction: float, leave_last: int):
+    """`InteractionSplit` by time: `"leave-last-out"` (per user) or `"temporal"` (global cutoff).
+
+    Rows are first ordered by user, timestamp and item id, so ties in time
+    are broken by item id (the later item id is the later interaction).
+    """
+    from keras_rec.recommender.data.interaction_splits import holdout_mask
+
+    if "timestamp" not in ratings.columns:
+        raise DataValidationError(
+            f"`split={kind!r}` needs a `timestamp` column. Received: {list(ratings.columns)}"
+        )
+    rows = ratings.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    rows = rows.reset_index(drop=True)
+    users, times = rows["user_id"].to_numpy(), rows["timestamp"].to_numpy()
+    held = holdout_mask(kind, users, times, fraction, leave_last, 0)
+    protocol = (
+        f"leave-last-out(last={leave_last} per user)" if kind == "leave-last-out"
+        else f"temporal(fraction={fraction})"
+    )  # fmt: skip
+    return InteractionSplit(
+        train=rows.loc[~held].reset_index(drop=True),
+        test=rows.loc[held].reset_index(drop=True),
+        cold_item_ids=np.zeros(0, np.int64),
+        protocol=protocol,
     )
 
 

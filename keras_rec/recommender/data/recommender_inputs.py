@@ -43,6 +43,9 @@ class RecommenderInputs:
         train_ratings, test_ratings, val_ratings: float arrays, the ratings
             of the pairs
             (empty when the interactions have no `rating` column).
+        train_times, val_times: numeric arrays, when each pair happened
+            (e.g. Unix seconds; empty without timestamps: the pairs are
+            then in file order). Sequence models read histories in this order.
     """
 
     item_ids: np.ndarray
@@ -66,6 +69,8 @@ class RecommenderInputs:
     val_items: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     user_text: bool = True
     val_ratings: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    train_times: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float64))
+    val_times: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float64))
 
     @property
     def num_items(self) -> int:
@@ -106,6 +111,12 @@ class RecommenderInputs:
             np.concatenate([self.train_users, self.val_users]),
             np.concatenate([self.train_items, self.val_items]),
         )
+
+    def known_times(self) -> np.ndarray:
+        """When each of `known_pairs()` happened (empty without timestamps)."""
+        if not len(self.val_items) or not len(self.train_times):
+            return self.train_times
+        return np.concatenate([self.train_times, self.val_times])
 
     def item_log_q(self) -> np.ndarray:
         """log of each item's share of training pairs (its in-batch sampling probability)."""
@@ -190,7 +201,15 @@ def build_inputs(
         val_users=rows[("validation", "user_id")],
         val_items=rows[("validation", "item_id")],
         val_ratings=_ratings(validation),
+        train_times=_times(split.train),
+        val_times=_times(validation),
     )
+
+
+def _times(frame: pd.DataFrame) -> np.ndarray:
+    if "timestamp" not in frame.columns:
+        return np.zeros(0, np.float64)
+    return frame["timestamp"].to_numpy(np.float64)
 
 
 def _ratings(frame: pd.DataFrame) -> np.ndarray:
@@ -289,6 +308,7 @@ def validation_view(inputs: RecommenderInputs) -> RecommenderInputs:
         val_users=np.zeros(0, np.int64),
         val_items=np.zeros(0, np.int64),
         val_ratings=np.zeros(0, np.float32),
+        val_times=np.zeros(0, np.float64),
         cold_items=np.zeros(0, np.int64),
     )
 
@@ -317,6 +337,8 @@ def merge_validation(inputs: RecommenderInputs) -> RecommenderInputs:
         val_items=np.zeros(0, np.int64),
         val_ratings=np.zeros(0, np.float32),
         train_ratings=ratings if len(ratings) == len(users) else np.zeros(0, np.float32),
+        train_times=inputs.known_times(),
+        val_times=np.zeros(0, np.float64),
         user_history=history,
         user_embeddings=inputs.user_embeddings if inputs.user_text else history,
         item_id_index=np.where(trained_items, np.arange(1, inputs.num_items + 1), 0),

@@ -278,6 +278,9 @@ def _inputs(items, users, num_users, user_ids, train, validation, test) -> Recom
     def ratings(rows: InteractionRows):
         return rows.ratings if rows.ratings is not None else np.zeros(0, np.float32)
 
+    def times(rows: InteractionRows):
+        return rows.timestamps if rows.timestamps is not None else np.zeros(0, np.float64)
+
     return RecommenderInputs(
         item_ids=items.index.ids,
         item_titles=items.titles,
@@ -300,4 +303,6 @@ def _inputs(items, users, num_users, user_ids, train, validation, test) -> Recom
         val_items=validation.items,
         val_ratings=ratings(validation),
         user_text=users is not None,
+        train_times=times(train),
+        val_times=times(validation),
     )

@@ -21,6 +21,10 @@ EXPORT_NAMES = (
     "recommend",
     "query_retrieval",
 )
+# With `--user-model sequence`: `next_items` instead of `user_tower`.
+SEQUENCE_EXPORT_NAMES = tuple(
+    "next_items" if name == "user_tower" else name for name in EXPORT_NAMES
+)
 EXAMPLE_QUERIES = (
     "a space adventure with robots and a rebellion",
     "romantic comedy set in New York",
@@ -34,7 +38,8 @@ class ServedParts:
     """What the exports are made of.
 
     Attributes:
-        retrieval: the trained `TwoTowerRetrieval` (its towers are exported).
+        retrieval: the trained `TwoTowerRetrieval` (its towers are exported),
+            or `NextItemModel` (its item tower and encoder are exported).
         ranker: the trained ranker.
         recommend: the `TwoStageRecommender`, or None without a re-ranker.
         vectors: `(user vectors, item vectors)` of the towers, for the
@@ -95,6 +100,13 @@ def export_models(config, parts: ServedParts, inputs, report: dict, chief: bool,
 def skipped_exports(config, parts: ServedParts) -> dict:
     """`{name: reason}` of the exports this run cannot make."""
     skipped = {}
+    if is_sequence_model(parts.retrieval):
+        skipped["user_tower"] = (
+            "--user-model sequence has no user tower: a user is their latest items, "
+            "served by user id through `retrieval` and from recent item ids through `next_items`"
+        )
+    else:
+        skipped["next_items"] = "it serves the sequence model: train with --user-model sequence"
     if parts.recommend is None:
         skipped["recommend"] = (
             "no re-ranker was trained: it needs --validation-fraction > 0, "
@@ -123,7 +135,8 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
     item_rows = np.arange(min(4, inputs.num_items))
     user_ids = np.append(inputs.user_ids[rows], unknown_user_id(inputs.user_ids))
     k = min(config.k, inputs.num_items)
-    user_tower, item_tower = parts.retrieval.user_tower, parts.retrieval.item_tower
+    user_tower = getattr(parts.retrieval, "user_tower", None)
+    item_tower = parts.retrieval.item_tower
 
     def user_retrieval():
         counts, popular = known_popularity(inputs)
@@ -155,6 +168,24 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
         )
         return model, model.serve, {"text": np.array(EXAMPLE_QUERIES, object)}
 
+    def next_items():
+        from keras_rec.recommender.index.item_index import user_sample
+        from keras_rec.recommender.serving.next_items import NextItems
+
+        counts, popular = known_popularity(inputs)
+        model = NextItems(
+            parts.retrieval.encoder,
+            parts.vectors[1],
+            inputs.item_ids,
+            inputs.item_titles,
+            k=k,
+            popular_items=popular,
+            popular_scores=counts[popular] / max(counts.sum(), 1),
+            index=index,
+            sample_queries=user_sample(parts.vectors[0], seen_items_by_user(inputs)),
+        )
+        return model, model.serve, {"recent_item_ids": example_recent_ids(inputs)}
+
     ranker_examples = {
         "user": inputs.user_embeddings[rows],
         "item": inputs.item_embeddings[item_rows[: len(rows)]],
@@ -174,7 +205,35 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
         "retrieval": user_retrieval,
         "recommend": lambda: (parts.recommend, parts.recommend.serve, {"user_id": user_ids}),
         "query_retrieval": query_retrieval,
+        "next_items": next_items,
     }
+
+
+def is_sequence_model(model) -> bool:
+    """Whether the trained user model is the sequence model (no user tower)."""
+    return not hasattr(model, "user_tower")
+
+
+def example_recent_ids(inputs, rows: int = 3, width: int = 5) -> np.ndarray:
+    """`[rows + 1, width]` recent item ids for the examples: users' latest known items,
+    left-padded; the last row holds an unknown id and padding (answered by popularity)."""
+    from keras_rec.recommender.data.user_sequences import latest_items, time_ordered_items
+    from keras_rec.recommender.serving.next_items import PADDING_IDS
+
+    sequences = time_ordered_items(*inputs.known_pairs(), inputs.known_times(), inputs.num_users)
+    users = np.argsort(-sequences.lengths(), kind="stable")[:rows]
+    latest = latest_items(sequences, width, users)
+    ids = inputs.item_ids
+    if ids.dtype == np.int64:
+        padding, unknown = PADDING_IDS["int64"], unknown_user_id(ids)
+        table = np.append(ids, padding)
+    else:
+        padding, unknown = PADDING_IDS["string"], unknown_user_id(ids)
+        table = np.append(ids.astype(object), padding)
+    recent = table[latest]  # row -1 (padding) reads the appended padding id
+    last = np.full((1, width), padding, dtype=recent.dtype)
+    last[0, -1] = unknown
+    return np.concatenate([recent, last])
 
 
 def _stage_and_publish(config, plan: dict, metrics_text: str, chief: bool, k: int) -> Exports:

@@ -70,6 +70,9 @@ def prepare_movielens_inputs(config):
         config.cold_start_fraction,
         config.validation_fraction,
         config.seed,
+        split=config.split,
+        leave_last=config.leave_last,
+        test_fraction=config.test_fraction,
     )
     logger.info("Split %s", split.summary())
     hub_dir, embed = _text_embedder(config)

@@ -84,8 +84,8 @@ def write_metrics(summary: dict, report: dict, run_dir: str, output_dir: str) ->
     return paths[-1]
 
 
-def plot_run(curves: dict, history, run_dir: str) -> list[str]:
-    """The Recall@K curves and the towers' training curves, as PNGs in `run_dir`."""
+def plot_run(curves: dict, history, run_dir: str, title: str = "two-tower retrieval") -> list[str]:
+    """The Recall@K curves and the user model's training curves, as PNGs in `run_dir`."""
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     return [
@@ -93,7 +93,7 @@ def plot_run(curves: dict, history, run_dir: str) -> list[str]:
         plot_training_curves(
             history.history,
             os.path.join(run_dir, "training_curves.png"),
-            title="two-tower retrieval",
+            title=title,
         ),
     ]
 

@@ -51,10 +51,24 @@ def refit_towers(config, inputs, towers: TrainedTowers, epochs: int, run):
     The refit towers train `epochs` epochs from scratch, with their own
     checkpoints (`retrieval_refit`); their `seconds` include the first fit's
     and their `history` is the first fit's (the one validation chose on).
+    A sequence model (`TrainedSequence`) is refit the same way
+    (`sequence_refit`).
     """
     from keras_rec.recommender.data.recommender_inputs import merge_validation
+    from keras_rec.recommender.stages.sequence import TrainedSequence, fit_sequence
 
     merged = merge_validation(inputs)
+    if isinstance(towers, TrainedSequence):
+        model, _, seconds = fit_sequence(
+            config,
+            merged,
+            run.strategy,
+            checkpoint_dir=run.checkpoint_dir("sequence_refit"),
+            chief=run.chief,
+            name="sequence_refit",
+            epochs=epochs,
+        )
+        return merged, TrainedSequence(model, towers.history, towers.seconds + seconds)
     retrieval, _, seconds = fit_retrieval(
         dataclasses.replace(config, epochs=epochs),
         merged,

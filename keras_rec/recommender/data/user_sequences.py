@@ -1,0 +1,96 @@
+"""Each user's items in time order, cut into the fixed-length windows a sequence model eats."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_rec.recommender.data.user_item_lists import UserItemLists
+
+# The item row that pads a window (and an unknown item at serving).
+PADDING_ROW = -1
+
+
+def time_ordered_items(users, items, times, num_users: int) -> UserItemLists:
+    """Each user's item rows ordered by time, ties broken by item row.
+
+    Args:
+        users: int array `[P]`, user row of each interaction.
+        items: int array `[P]`, item row of each interaction.
+        times: numeric array `[P]` (e.g. Unix seconds), or empty / None:
+            then the interactions keep the order given (file order).
+        num_users: int.
+
+    Returns:
+        `UserItemLists` whose row `u` is user `u`'s items, oldest first.
+    """
+    users = np.asarray(users, np.int64)
+    items = np.asarray(items, np.int64)
+    if times is None or not len(times):
+        order = np.argsort(users, kind="stable")
+    else:
+        times = np.asarray(times)
+        if times.shape != users.shape:
+            raise ValueError(
+                f"`times` must have one value per interaction ({users.shape[0]}). "
+                f"Received shape: {times.shape}"
+            )
+        order = np.lexsort((items, times, users))
+    return UserItemLists(users[order], items[order], num_users)
+
+
+def training_windows(sequences: UserItemLists, max_history: int) -> np.ndarray:
+    """int64 `[W, max_history + 1]`: every next-item step of every user, in windows.
+
+    A user's `n` items give `n - 1` steps (each item predicts the next).
+    They are cut from the end into windows of `max_history` steps, so each
+    step is trained once, seeing at most `max_history` items before it; a
+    window's first column is the item before its first step. Windows are
+    left-padded with `PADDING_ROW` (the latest item is always the last
+    column, as at serving). Users with one item give nothing.
+
+    Args:
+        sequences: time-ordered item rows per user (`time_ordered_items`).
+        max_history: int >= 1. Items a step looks back on.
+
+    Returns:
+        Window `w`: inputs `w[:-1]`, next-item targets `w[1:]`.
+    """
+    _check_history(max_history)
+    steps = np.maximum(sequences.lengths() - 1, 0)
+    per_user = -(-steps // max_history)  # ceil
+    owner = np.repeat(np.arange(len(per_user)), per_user)
+    first_window = np.cumsum(per_user) - per_user
+    within = np.arange(len(owner)) - first_window[owner]
+    # Index (within its user) of each window's last item.
+    last = steps[owner] - within * max_history
+    positions = last[:, None] + np.arange(-max_history, 1)[None, :]
+    rows = sequences.splits[owner][:, None] + positions
+    windows = np.where(positions >= 0, sequences.items[np.maximum(rows, 0)], PADDING_ROW)
+    return windows.astype(np.int64)
+
+
+def latest_items(sequences: UserItemLists, max_history: int, users=None) -> np.ndarray:
+    """int64 `[U, max_history]`: each user's last items, left-padded with `PADDING_ROW`.
+
+    Args:
+        sequences: time-ordered item rows per user.
+        max_history: int >= 1.
+        users: int array of user rows, or None for every user.
+    """
+    _check_history(max_history)
+    users = np.arange(len(sequences)) if users is None else np.asarray(users, np.int64)
+    ends = sequences.splits[users + 1]
+    positions = ends[:, None] + np.arange(-max_history, 0)[None, :]
+    valid = positions >= sequences.splits[users][:, None]
+    if not len(sequences.items):
+        return np.full(positions.shape, PADDING_ROW, np.int64)
+    return np.where(valid, sequences.items[np.where(valid, positions, 0)], PADDING_ROW).astype(
+        np.int64
+    )
+
+
+def _check_history(max_history: int) -> None:
+    if isinstance(max_history, bool) or not isinstance(max_history, int) or max_history < 1:
+        raise ValueError(
+            f"`max_history` must be a positive integer. Received: max_history={max_history!r}"
+        )

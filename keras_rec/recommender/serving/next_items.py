@@ -1,0 +1,136 @@
+"""`NextItems`: a user's recent item ids -> the items most likely next, served with no user id."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from keras_rec.recommender.index.item_index import index_layer
+from keras_rec.recommender.layers.next_item_model import sequence_queries
+from keras_rec.recommender.serving.retrieval_serving import (
+    ids_variable,
+    served_ids,
+    user_row_table,
+)
+
+# What a client sends in an unused slot of `recent_item_ids` (any unknown id works the same).
+PADDING_IDS = {"int64": -1, "string": ""}
+
+
+class NextItems(tf.Module):
+    """`serving_default`: `recent_item_ids` `[B, L]` -> `item_ids`, `scores`, `titles` `[B, K]`.
+
+    A client sends each user's latest item ids, oldest first, in a padded
+    `[B, L]` batch of the catalogue's id type (int64 or string); padding
+    (`PADDING_IDS`: -1 or "") and ids the catalogue does not know are
+    ignored wherever they sit. The known ids are moved to the end of their
+    row in order, the last `max_history` are read by the sequence model's
+    encoder over the items' vectors, and the state after the latest item is
+    scored against every item vector by the exact or IVF index. No user id
+    is needed, so a user's clicks count from the next request on. With
+    `exclude_recent` the given items are never returned. A row with no
+    known id gets the `popular_items`. `used_items` says how many ids were
+    read per row.
+
+    Args:
+        encoder: the trained `CausalSequenceEncoder` (a `NextItemModel`'s
+            `encoder`).
+        item_vectors: float `[N, D]`, the item-tower vector of every item.
+        item_ids: int or str `[N]`, raw item ids.
+        item_titles: str `[N]`.
+        k: int.
+        popular_items: item rows by decreasing popularity (>= k).
+        popular_scores: float scores returned with them.
+        exclude_recent: bool. Leave the request's items out of the answer.
+        index: `ItemIndexSettings`, an index layer or None (exact), as in
+            `UserRetrieval`.
+        sample_queries: callable -> `(queries, exclude, description)` for
+            tuning IVF's `nprobe` (e.g. the users' own query vectors and
+            histories), or None.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        item_vectors,
+        item_ids,
+        item_titles,
+        k: int,
+        popular_items,
+        popular_scores,
+        exclude_recent: bool = True,
+        index=None,
+        sample_queries=None,
+    ):
+        super().__init__(name="next_items")
+        ids = served_ids(item_ids, "item_ids")
+        item_vectors = np.asarray(item_vectors, np.float32)
+        if len(item_vectors) != len(ids):
+            raise ValueError(f"`item_vectors` has {len(item_vectors)} rows for {len(ids)} items.")
+        if len(popular_items) < k:
+            raise ValueError(f"`popular_items` must hold at least k={k} items.")
+        self.encoder = encoder
+        self.max_history = int(encoder.max_history)
+        self.item_rows = user_row_table(ids)
+        self.history_vectors = tf.Variable(item_vectors, trainable=False, name="history_vectors")
+        self.index, report = index_layer(index, item_vectors, k, sample_queries)
+        self.index_json = json.dumps(report)
+        self.item_ids = ids_variable(ids)
+        self.item_titles = tf.Variable(
+            [str(t) for t in item_titles], trainable=False, name="item_titles"
+        )
+        self.popular_items = tf.Variable(
+            np.asarray(popular_items[:k], np.int64), trainable=False, name="popular_items"
+        )
+        self.popular_scores = tf.Variable(
+            np.asarray(popular_scores[:k], np.float32), trainable=False, name="popular_scores"
+        )
+        self.k = k
+        self.exclude_recent = bool(exclude_recent)
+        dtype = tf.int64 if ids.dtype == np.int64 else tf.string
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[tf.TensorSpec([None, None], dtype, name="recent_item_ids")],
+        )
+
+    def _serve(self, recent_item_ids):
+        rows = self.item_rows.lookup(recent_item_ids)
+        rows = latest_known_rows(rows, self.max_history)
+        valid = rows >= 0
+        vectors = tf.gather(self.history_vectors, tf.maximum(rows, 0))
+        queries = sequence_queries(self.encoder, vectors, valid)[:, -1, :]
+        scores, item_rows = self.index(queries, rows if self.exclude_recent else None)
+        used = tf.reduce_sum(tf.cast(valid, tf.int64), axis=1)
+        known = used > 0
+        batch = tf.shape(recent_item_ids)[0]
+        item_rows = tf.where(
+            known[:, None], item_rows, tf.broadcast_to(self.popular_items[None, :], [batch, self.k])
+        )
+        scores = tf.where(
+            known[:, None], scores, tf.broadcast_to(self.popular_scores[None, :], [batch, self.k])
+        )
+        return {
+            "item_ids": tf.gather(self.item_ids, item_rows),
+            "scores": scores,
+            "titles": tf.gather(self.item_titles, item_rows),
+            "used_items": used,
+        }
+
+
+def latest_known_rows(rows, length: int):
+    """int64 `[B, length]`: each row's known entries (>= 0), in order, right-aligned, -1 before.
+
+    Unknown entries (-1) anywhere in a row are dropped; rows longer than
+    `length` keep their last `length` known entries.
+    """
+    rows = tf.cast(rows, tf.int64)
+    width = tf.shape(rows, tf.int64)[1]
+    positions = tf.range(width)[None, :]
+    # Unknown entries sort first (keys < width), known ones after, each in order.
+    keys = tf.where(rows >= 0, positions + width, positions)
+    order = tf.argsort(keys, axis=1, stable=True)
+    rows = tf.gather(rows, order, batch_dims=1)
+    rows = tf.pad(rows, [[0, 0], [length, 0]], constant_values=-1)
+    return tf.ensure_shape(rows[:, -length:], [None, length])

@@ -1,0 +1,204 @@
+"""Stage 2 with `--user-model sequence`: the next-item model over each user's latest items."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from keras_rec.recommender.data.user_sequences import (
+    PADDING_ROW,
+    latest_items,
+    time_ordered_items,
+    training_windows,
+)
+from keras_rec.user_model_choices import FULL_SOFTMAX_MAX_ITEMS
+
+
+@dataclasses.dataclass
+class TrainedSequence:
+    """The sequence model a training stage hands on (the towers stage's counterpart).
+
+    Attributes:
+        retrieval: the trained `NextItemModel` (its `item_tower` is exported).
+        history: its Keras `History`.
+        seconds: how long building and training took.
+    """
+
+    retrieval: Any
+    history: Any
+    seconds: float
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.history.get("loss", []))
+
+    def vectors(self, inputs) -> tuple[np.ndarray, np.ndarray]:
+        """`(user query vectors [U, D], item vectors [N, D])` from every user's known items."""
+        return sequence_vectors(self.retrieval, inputs)
+
+
+def sequence_loss(config, num_items: int) -> str:
+    """The loss `config.sequence_loss` names ("auto": full softmax up to the size limit)."""
+    if config.sequence_loss != "auto":
+        return config.sequence_loss
+    return "softmax" if num_items <= FULL_SOFTMAX_MAX_ITEMS else "sampled_softmax"
+
+
+def train_sequence(config, inputs, run, tracker) -> TrainedSequence:
+    """The sequence model trained under `run.strategy`, stopped early on the validation loss."""
+    import keras
+
+    callbacks = [
+        keras.callbacks.TensorBoard(os.path.join(run.run_dir, "logs"), write_graph=False),
+        *tracker.keras_callbacks(),
+    ]
+    if len(inputs.val_items):
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+        )
+    return TrainedSequence(
+        *fit_sequence(
+            config,
+            inputs,
+            run.strategy,
+            callbacks=callbacks,
+            checkpoint_dir=run.checkpoint_dir("sequence"),
+            chief=run.chief,
+        )
+    )
+
+
+def fit_sequence(
+    config,
+    inputs,
+    strategy=None,
+    callbacks=None,
+    checkpoint_dir: str | None = None,
+    chief: bool = True,
+    name: str = "sequence",
+    epochs: int | None = None,
+):
+    """Builds and trains a `NextItemModel`; returns `(model, History, seconds)`.
+
+    Training examples are windows of each user's time-ordered training
+    items (`training_windows`), streamed as row indices by `strategy_fit`
+    (so `MirroredStrategy` / `MultiWorkerMirroredStrategy` and resumable
+    checkpoints work as for the towers). With validation pairs, `val_loss`
+    is the loss of predicting each validation item from the user's latest
+    training items.
+    """
+    import tensorflow as tf
+
+    from keras_rec.recommender.layers.lazy_adam import LazyAdam
+    from keras_rec.training.strategy_fit import strategy_fit
+
+    strategy = strategy or tf.distribute.get_strategy()
+    start = time.perf_counter()
+    sequences = time_ordered_items(
+        inputs.train_users, inputs.train_items, inputs.train_times, inputs.num_users
+    )
+    windows = training_windows(sequences, config.max_history)
+    with strategy.scope():
+        model = build_sequence_model(config, inputs)
+        model.compile(optimizer=LazyAdam(config.learning_rate))
+        model({"history": np.full((1, config.max_history), PADDING_ROW, np.int64)})
+        counts = np.bincount(windows[:, 1:][windows[:, 1:] >= 0], minlength=inputs.num_items)
+        model.set_items(
+            inputs.item_embeddings,
+            inputs.item_id_index,
+            np.log(np.maximum(counts, 1.0) / max(counts.sum(), 1.0)),
+        )
+    validation = None
+    if len(inputs.val_items):
+        validation = window_examples(
+            validation_windows(sequences, inputs.val_users, inputs.val_items, config.max_history)
+        )
+    history = strategy_fit(
+        model,
+        window_examples(windows),
+        config.sequence_batch_size,
+        epochs or config.sequence_epochs,
+        strategy=strategy,
+        seed=config.seed,
+        validation_examples=validation,
+        callbacks=callbacks or [],
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_steps=config.checkpoint_steps,
+        chief=chief,
+        name=name,
+    )
+    return model, history, time.perf_counter() - start
+
+
+def build_sequence_model(config, inputs):
+    """The untrained `NextItemModel` of `config`, with an item tower like the towers'."""
+    from keras_rec.recommender.layers.next_item_model import NextItemModel
+    from keras_rec.recommender.layers.tower import build_tower
+
+    item_tower = build_tower(
+        inputs.embedding_dim,
+        "item_tower",
+        output_dim=config.output_dim,
+        hidden_units=tuple(config.hidden_units),
+        dropout=config.dropout,
+        weight_decay=config.weight_decay,
+        id_vocabulary_size=inputs.num_items + 1,
+        id_dropout=config.id_dropout,
+    )
+    return NextItemModel(
+        item_tower,
+        inputs.num_items,
+        inputs.embedding_dim,
+        max_history=config.max_history,
+        num_layers=config.sequence_layers,
+        num_heads=config.sequence_heads,
+        dropout=config.sequence_dropout,
+        temperature=config.sequence_temperature,
+        loss=sequence_loss(config, inputs.num_items),
+        seed=config.seed,
+    )
+
+
+def validation_windows(sequences, val_users, val_items, max_history: int) -> np.ndarray:
+    """`[V, max_history + 1]` windows: each user's latest training items, then a validation item."""
+    history = latest_items(sequences, max_history, np.asarray(val_users, np.int64))
+    return np.concatenate([history, np.asarray(val_items, np.int64)[:, None]], axis=1)
+
+
+def window_examples(windows: np.ndarray):
+    """`IndexedExamples` of `{"history", "targets"}` (inputs and next items) from windows."""
+    import tensorflow as tf
+
+    from keras_rec.training.indexed_examples import IndexedExamples
+
+    length = windows.shape[1] - 1
+    spec = tf.TensorSpec([None, length], tf.int64)
+    return IndexedExamples(
+        len(windows),
+        lambda rows: {"history": windows[rows, :-1], "targets": windows[rows, 1:]},
+        {"history": spec, "targets": spec},
+    )
+
+
+def sequence_vectors(model, inputs, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """`(user queries [U, D], item vectors [N, D])`: each user's next-item query, every item.
+
+    A user's query reads their latest known items (training and
+    validation), in time order; a user with none gets a zero vector.
+    """
+    from keras_rec.training.local_predict import predict_locally
+
+    sequences = time_ordered_items(*inputs.known_pairs(), inputs.known_times(), inputs.num_users)
+    items = np.asarray(model.item_vectors(training=False), np.float32)
+    queries = []
+    for start in range(0, inputs.num_users, chunk):
+        users = np.arange(start, min(start + chunk, inputs.num_users))
+        history = latest_items(sequences, model.max_history, users)
+        states = np.asarray(predict_locally(model, {"history": history}), np.float32)[:, -1, :]
+        states[history[:, -1] < 0] = 0.0
+        queries.append(states)
+    return np.concatenate(queries), items
