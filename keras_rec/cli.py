@@ -524,14 +524,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add = commands.add_parser(
         "add-items",
-        help="add new items (CSV/TSV/Parquet) to an exported retrieval model: the next "
-        "version, no retraining",
+        help="add new items (CSV/TSV/Parquet) to an exported retrieval or next_items model: "
+        "the next version, no retraining",
         description="Embed new items' texts with the run's sentence-transformer, pass them "
         "through its exported item tower (as items without history), add them to the "
-        "retrieval model's index (IVF: each into its nearest partition) and write the next "
-        "version, checked; existing items and users are unchanged.",
+        "retrieval (or next_items) model's index (IVF: each into its nearest partition) and "
+        "write the next version, checked; existing items and users are unchanged. In "
+        "next_items, the new items can also be named among a request's recent items.",
     )
-    add.add_argument("--export", required=True, help="<output-dir>/retrieval, or a version")
+    add.add_argument(
+        "--export",
+        required=True,
+        help="<output-dir>/retrieval or <output-dir>/next_items, or a version",
+    )
     add.add_argument("--items", required=True, help="CSV/TSV/Parquet of the new items")
     add.add_argument("--item-id-column", default=None, help="default: the run's")
     add.add_argument(

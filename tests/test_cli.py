@@ -249,7 +249,7 @@ MAIN_INPUTS = {
     "serving-config": ["SavedModels of a directory"],
     "package-sagemaker": ["SavedModel versions"],
     "build-index": ["item vectors (Parquet)", "queries"],
-    "add-items": ["new items (CSV/TSV/Parquet)", "retrieval model"],
+    "add-items": ["new items (CSV/TSV/Parquet)", "retrieval or next_items model"],
 }
 
 

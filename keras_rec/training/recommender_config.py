@@ -218,7 +218,7 @@ class RecommenderTrainingConfig(RunConfig):
     sequence_layers: int = flag(2, "transformer blocks of the sequence model")
     sequence_heads: int = flag(2, "attention heads of the sequence model")
     sequence_dropout: float = 0.2
-    sequence_epochs: int = flag(30, "most epochs of the sequence model (early stopping)")
+    sequence_epochs: int = flag(40, "most epochs of the sequence model (early stopping)")
     sequence_batch_size: int = flag(64, "windows of --max-history steps per batch")
     sequence_loss: str = flag(
         "auto",
@@ -226,7 +226,7 @@ class RecommenderTrainingConfig(RunConfig):
         "log-Q correction beyond",
         choices=("auto", *SEQUENCE_LOSSES),
     )
-    sequence_temperature: float = 0.05
+    sequence_temperature: float = 0.1
     mlflow_experiment: str = "keras_rec-recommender"
 
 

@@ -104,7 +104,8 @@ def _run(root, name, *flags, hub_dir=None):
 
 @pytest.fixture(scope="module")
 def leave_last_out_run(shop, tiny_hub_dir):
-    """The issue's command: string ids, a template, leave-last-out, a validation split."""
+    """The issue's command: string ids, a template, leave-last-out, a validation split; the
+    sequence model (`--user-model sequence`) as the user model."""
     root = shop["root"]
     return _run(
         root,
@@ -120,14 +121,16 @@ def leave_last_out_run(shop, tiny_hub_dir):
         "--split", "leave-last-out",
         "--validation-fraction", "0.2",
         "--ranker-task", "rating",
+        "--user-model", "sequence",
+        "--max-history", "8",
+        "--sequence-epochs", "2",
         hub_dir=tiny_hub_dir,
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def temporal_run(shop):
-    """Numeric ids, `--min-rating`, a temporal split, vectors from files: no encoder; the
-    sequence model (`--user-model sequence`) as the user model."""
+    """Numeric ids, `--min-rating`, a temporal split, vectors from files: no encoder."""
     root = shop["root"]
     return _run(
         root,
@@ -145,9 +148,6 @@ def temporal_run(shop):
         "--split", "temporal",
         "--test-fraction", "0.25",
         "--model", "/nonexistent/never-loaded",
-        "--user-model", "sequence",
-        "--max-history", "8",
-        "--sequence-epochs", "2",
     )  # fmt: skip
 
 
@@ -173,10 +173,9 @@ def served(shop, leave_last_out_run, temporal_run):
         for name, ids in asked.items()
     }
     # The sequence model's `next_items`: a user's recent ids, with padding and unknown ids.
-    recent = _recent_items(interactions, known["temporal"])
     models["next_items"] = (
-        temporal_run["exports"]["next_items"],
-        {"ask": ("serving_default", {"recent_item_ids": recent})},
+        leave_last_out_run["exports"]["next_items"],
+        {"ask": ("serving_default", {"recent_item_ids": _recent_items(interactions, 0)})},
     )
     answered = answer_each_in_fresh_process(models, ["session"])
     for name, report in answered.items():
@@ -184,19 +183,23 @@ def served(shop, leave_last_out_run, temporal_run):
     return {name: report["answers"]["session"]["ask"] for name, report in answered.items()}
 
 
-def _recent_items(interactions, user: int) -> np.ndarray:
-    """`[4, 6]` recent item ids: `user`'s last 3 (padded with -1), the same with two
-    unknown ids among them, only unknown ids, and only padding."""
-    mine = interactions[interactions["user_code"] == f"u{user}"].sort_values("ts", kind="stable")
-    last = [int(code[1:]) for code in mine["item_code"].iloc[-3:]]
+def _recent_items(interactions, row: int, new_item: str | None = None) -> np.ndarray:
+    """`[4, 6]` recent item ids of the user of interaction `row`: their last 3 (padded with
+    ""), the same with two unknown ids among them, only unknown ids, only padding. With
+    `new_item`, it is the latest item of the first two rows."""
+    user = interactions["user_code"].iloc[row]
+    mine = interactions[interactions["user_code"] == user].sort_values("ts", kind="stable")
+    last = mine["item_code"].iloc[-3:].tolist()
+    if new_item:
+        last = [*last[1:], new_item]
     return np.array(
         [
-            [-1, -1, -1, *last],
-            [10**9, last[0], -1, last[1], 10**9 + 1, last[2]],
-            [-1, -1, -1, -1, 10**9, 10**9 + 1],
-            [-1] * 6,
+            ["", "", "", *last],
+            ["nope", last[0], "", last[1], "m99999x", last[2]],
+            ["", "", "", "", "nope", "m99999x"],
+            [""] * 6,
         ],
-        np.int64,
+        object,
     )
 
 
@@ -208,9 +211,12 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, leave_last_out_run,
     assert split["test"] == int((counts > 1).sum())  # one per user with more than one
     assert split["train"] + split["validation"] + split["test"] == len(interactions)
     assert split["id_type"] == "str" and summary["items"] == len(shop["items"])
+    # The sequence model has no user tower: `next_items` serves recent item ids instead.
     assert sorted(summary["exports"]) == sorted(
-        ["user_tower", "item_tower", "ranker", "retrieval", "recommend", "query_retrieval"]
+        ["next_items", "item_tower", "ranker", "retrieval", "recommend", "query_retrieval"]
     )
+    assert "user_tower" in summary["exports_skipped"]
+    assert summary["report"]["config"]["user_model"] == "sequence"
     assert "val_loss" in summary["report"]["history"]
     assert 0 < summary["validation"]["retrieval"]["user_recall_at_100"] <= 1
     # `--ranker-task rating`: the ranker regresses the shop's stars, beside the mean's error.
@@ -231,6 +237,80 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, leave_last_out_run,
     mine = interactions[interactions["user_code"] == user].sort_values("ts", kind="stable")
     train_items = set(mine["item_code"].iloc[:-1])
     assert not train_items & set(returned)
+    # `next_items`: unknown ids and padding are ignored wherever they sit, the given items
+    # are never returned, and a request with no known id gets the popular items.
+    recent = _recent_items(interactions, 0)
+    answer = served["next_items"]
+    assert answer["used_items"].tolist() == [3, 3, 0, 0]
+    np.testing.assert_array_equal(answer["item_ids"][0], answer["item_ids"][1])
+    np.testing.assert_allclose(answer["scores"][0], answer["scores"][1], atol=1e-5)
+    assert not {i.decode() for i in answer["item_ids"][0]} & set(recent[0].tolist())
+    np.testing.assert_array_equal(answer["item_ids"][2], answer["item_ids"][3])
+    by_time = interactions.sort_values("ts", kind="stable")
+    tested = (
+        by_time.groupby("user_code")
+        .tail(1)
+        .index.intersection(by_time[by_time["user_code"].map(counts) > 1].index)
+    )
+    popular = interactions.drop(tested)["item_code"].value_counts()
+    assert answer["item_ids"][2][0].decode() in set(popular.index[:3].tolist())
+
+
+def test_add_items_to_next_items_serves_a_new_item_and_reads_it_in_histories(
+    shop, leave_last_out_run, tmp_path
+):
+    """`keras-rec add-items` on the sequence model's `next_items`, asked through TF Serving's
+    Session loader: the new item is answered and, named among recent items, read."""
+    import shutil
+
+    exports = leave_last_out_run["exports"]
+    base = tmp_path / "saved_models"
+    for name in ("next_items", "item_tower"):
+        shutil.copytree(os.path.dirname(exports[name]), base / name)
+    interactions, items = shop["interactions"], shop["items"]
+    first = _recent_items(interactions, 0)
+    answered = answer_each_in_fresh_process(
+        {"v1": (exports["next_items"], {"ask": ("serving_default", {"recent_item_ids": first})})},
+        ["session"],
+    )["v1"]
+    top = answered["answers"]["session"]["ask"]["item_ids"][0][0].decode()
+    # A re-listing of the top answer under a new id: the same text, so the same vector.
+    copy = items[items["item_code"] == top].assign(item_code="m99001")
+    copy.to_csv(tmp_path / "new_items.csv", index=False)
+    added = run_cli(
+        ["add-items", "--export", base / "next_items", "--items", tmp_path / "new_items.csv"],
+        tmp_path,
+    )
+    assert added["added_items"] == 1 and added["path"].endswith("next_items/2")
+    assert added["items"] == len(items) + 1
+    recent = _recent_items(interactions, 0, new_item="m99001")
+    answers = answer_each_in_fresh_process(
+        {
+            "v2": (
+                added["path"],
+                {
+                    "before": ("serving_default", {"recent_item_ids": first}),
+                    "with_new": ("serving_default", {"recent_item_ids": recent}),
+                },
+            )
+        },
+        ["session"],
+    )["v2"]
+    assert not answers["errors"]["session"], answers["errors"]
+    before = answers["answers"]["session"]["before"]
+    returned = [i.decode() for i in before["item_ids"][0]]
+    # The copy (the text of the top answer, no id of its own) is answered near it, and
+    # nothing else moves: the old answers keep their order around it.
+    assert "m99001" in returned, returned
+    old = [i.decode() for i in answered["answers"]["session"]["ask"]["item_ids"][0]]
+    kept = [i for i in returned if i != "m99001"]
+    assert kept == old[: len(kept)]
+    with_new = answers["answers"]["session"]["with_new"]
+    # The just-added id is read as a recent item (3 known ids; the unknown ones ignored)
+    # and, being given, is not answered.
+    assert with_new["used_items"].tolist() == [3, 3, 0, 0]
+    assert "m99001" not in {i.decode() for i in with_new["item_ids"][0]}
+    np.testing.assert_array_equal(with_new["item_ids"][0], with_new["item_ids"][1])
 
 
 def test_temporal_split_from_embedding_files_needs_no_encoder(shop, temporal_run, served):
@@ -244,31 +324,17 @@ def test_temporal_split_from_embedding_files_needs_no_encoder(shop, temporal_run
     assert split["test"] == int((liked["ts"] >= cutoff).sum())
     assert split["id_type"] == "int" and summary["embedding_dim"] == 24
     assert "query_retrieval" in summary["exports_skipped"]
-    # The sequence model has no user tower: `next_items` serves recent item ids instead.
-    assert "user_tower" in summary["exports_skipped"]
     assert sorted(summary["exports"]) == [
         "item_tower",
-        "next_items",
         "ranker",
         "recommend",
         "retrieval",
+        "user_tower",
     ]
-    assert summary["report"]["config"]["user_model"] == "sequence"
-    assert "val_loss" in summary["report"]["history"]
+    assert "next_items" in summary["exports_skipped"]
     answer = served["temporal"]  # asked for [the first rating's user, 10**9]
     assert answer["known_user"].tolist() == [True, False]
     assert answer["item_ids"].dtype == np.int64
-    # `next_items`: unknown ids and padding are ignored wherever they sit, the given items
-    # are never returned, and a request with no known id gets the popular items.
-    recent = _recent_items(interactions, int(interactions["user_code"].iloc[0][1:]))
-    answer = served["next_items"]
-    assert answer["used_items"].tolist() == [3, 3, 0, 0]
-    np.testing.assert_array_equal(answer["item_ids"][0], answer["item_ids"][1])
-    np.testing.assert_allclose(answer["scores"][0], answer["scores"][1], atol=1e-5)
-    assert not set(answer["item_ids"][0].tolist()) & set(recent[0].tolist())
-    np.testing.assert_array_equal(answer["item_ids"][2], answer["item_ids"][3])
-    popular = liked.loc[liked["ts"] < cutoff, "item_code"].value_counts()
-    assert answer["item_ids"][2][0] in {int(code[1:]) for code in popular.index[:3]}
 
 
 def test_random_split_on_a_parquet_directory_with_a_test_file(shop, tiny_hub_dir):

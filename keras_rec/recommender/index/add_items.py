@@ -1,4 +1,5 @@
-"""`add_items`: new catalogue items into an exported `retrieval` model, without retraining."""
+"""`add_items`: new catalogue items into an exported `retrieval` or `next_items` model,
+without retraining."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def add_items(
     item_text_template: str | None = None,
     cache: str | None = None,
 ) -> dict[str, Any]:
-    """Writes the next version of a `retrieval` export with `items` added.
+    """Writes the next version of a `retrieval` (or `next_items`) export with `items` added.
 
     The new items have text and no interactions, so their vectors are what
     the item tower gives an item it never saw (`id` 0): their texts are
@@ -39,9 +40,15 @@ def add_items(
     The new version goes through every export check and appears atomically;
     the source version is left as it is.
 
+    A `next_items` export (`--user-model sequence`) gets the new items both
+    as answers and as ids a request may name among its recent items (their
+    vectors join the history table); its encoder is rebuilt from the
+    export's `assets.extra/`. It holds no user queries, so an IVF recall is
+    not re-measured there (`recall_rechecked` false, with the reason).
+
     Args:
-        export_dir: str. `<base>/retrieval` (its latest version is
-            extended) or one version directory.
+        export_dir: str. `<base>/retrieval` or `<base>/next_items` (its
+            latest version is extended) or one version directory.
         items: str. CSV/TSV/Parquet of the new items.
         item_id_column: str or None. Their id column (default: the run's
             `item_id_column`).
@@ -54,7 +61,6 @@ def add_items(
     Returns:
         A JSON-ready summary: new version and path, items added, the index.
     """
-    from keras_rec.recommender.serving.retrieval_serving import UserRetrieval
     from keras_rec.serving.saved_model_export import METADATA_FILE
 
     source = _version_dir(export_dir)
@@ -75,23 +81,14 @@ def add_items(
     new_vectors = _new_item_vectors(config, cache, tower_dir, texts)
 
     index, item_vectors = _extended_index(tables, new_vectors, int(metadata["k"]))
-    seen = _seen_items(tables)
     item_ids = np.concatenate([tables["item_ids"], new_ids])
-    model = UserRetrieval(
-        tables["user_vectors"],
-        tables["user_ids"],
-        item_vectors,
-        item_ids,
-        [*tables["item_titles"], *titles],
-        k=index.k,
-        popular_items=tables["popular_items"],
-        popular_scores=tables["popular_scores"],
-        seen_items=seen,
-        index=index,
-    )
+    titles = [*tables["item_titles"], *titles]
+    if "history_vectors" in tables:
+        model, examples, recheck = _next_items(source, tables, index, new_vectors, item_ids, titles)
+    else:
+        model, examples, recheck = _user_retrieval(tables, index, item_vectors, item_ids, titles)
     report = {**json.loads(model.index_json), "added_items": len(new_ids)}
-    sample = user_sample(tables["user_vectors"], seen)
-    report.update(recheck_recall(_recorded_index(source), index, item_vectors, sample))
+    report.update(recheck(_recorded_index(source)))
     metadata = {
         **metadata,
         "index": index_metadata(report),
@@ -99,7 +96,7 @@ def add_items(
         "based_on_version": int(os.path.basename(source)),
         "added_items": len(new_ids),
     }
-    result = _export_next_version(model, source, tables["user_ids"], report, metadata)
+    result = _export_next_version(model, source, examples, report, metadata)
     return {
         "path": result.path,
         "version": result.version,
@@ -108,6 +105,63 @@ def add_items(
         "items": len(item_ids),
         "index": index_metadata(report),
     }
+
+
+def _user_retrieval(tables: dict, index, item_vectors, item_ids, titles):
+    """`(UserRetrieval, example inputs, recall recheck)` of an extended `retrieval`."""
+    from keras_rec.recommender.serving.retrieval_serving import UserRetrieval
+
+    seen = _seen_items(tables)
+    model = UserRetrieval(
+        tables["user_vectors"],
+        tables["user_ids"],
+        item_vectors,
+        item_ids,
+        titles,
+        k=index.k,
+        popular_items=tables["popular_items"],
+        popular_scores=tables["popular_scores"],
+        seen_items=seen,
+        index=index,
+    )
+    sample = user_sample(tables["user_vectors"], seen)
+    user_ids = tables["user_ids"]
+    examples = {"user_id": np.resize(user_ids, max(2, min(4, len(user_ids))))}
+    return model, examples, lambda recorded: recheck_recall(recorded, index, item_vectors, sample)
+
+
+def _next_items(source: str, tables: dict, index, new_vectors, item_ids, titles):
+    """`(NextItems, example inputs, recall recheck)` of an extended `next_items` export."""
+    from keras_rec.recommender.serving.next_items import PADDING_IDS, NextItems, load_encoder
+
+    old_count = len(tables["history_vectors"])
+    model = NextItems(
+        load_encoder(source),
+        np.concatenate([tables["history_vectors"], new_vectors]),
+        item_ids,
+        titles,
+        k=index.k,
+        popular_items=tables["popular_items"],
+        popular_scores=tables["popular_scores"],
+        index=index,
+    )
+    padding = PADDING_IDS["string" if item_ids.dtype == object else "int64"]
+    examples = {
+        "recent_item_ids": np.array(
+            [[item_ids[0], item_ids[old_count]], [padding, item_ids[-1]]], dtype=item_ids.dtype
+        )
+    }
+
+    def recheck(recorded):
+        if recorded.get("index") != "ivf":
+            return {}
+        return {
+            "recall_rechecked": False,
+            "recall_not_rechecked_because": "a next_items export holds no user queries to "
+            "measure on; retrain to tune nprobe again",
+        }
+
+    return model, examples, recheck
 
 
 def _item_tower(source: str, metadata: dict) -> tuple[str, int]:
@@ -150,11 +204,13 @@ def _seen_items(tables: dict):
     return UserItemLists(users, tables["seen_values"], len(splits) - 1)
 
 
-def _export_next_version(model, source: str, user_ids, report: dict, metadata: dict):
+def _export_next_version(model, source: str, examples: dict, report: dict, metadata: dict):
     """The extended model exported as the next version beside `source`, checked."""
     from keras_rec.serving.saved_model_export import export
 
     extra = {INDEX_FILE: json.dumps(report, indent=1)}
+    if hasattr(model, "encoder_assets"):
+        extra.update(model.encoder_assets())
     metrics_path = os.path.join(source, "assets.extra", "metrics.json")
     if os.path.exists(metrics_path):
         with open(metrics_path) as file:
@@ -164,7 +220,7 @@ def _export_next_version(model, source: str, user_ids, report: dict, metadata: d
         model,
         os.path.dirname(model_dir),
         os.path.basename(model_dir),
-        examples={"user_id": np.resize(user_ids, max(2, min(4, len(user_ids))))},
+        examples=examples,
         signatures={"serving_default": model.serve},
         target=(metadata.get("config") or {}).get("target") or None,
         assets_extra=extra,
@@ -181,8 +237,8 @@ def _version_dir(export_dir: str) -> str:
     versions = versioned_dir.list_versions(export_dir)
     if not versions:
         raise FileNotFoundError(
-            f"No SavedModel version under {export_dir}: pass a `retrieval` export "
-            "(`<output-dir>/retrieval`) or one of its version directories."
+            f"No SavedModel version under {export_dir}: pass a `retrieval` or `next_items` "
+            "export (`<output-dir>/retrieval`) or one of its version directories."
         )
     return os.path.join(export_dir, str(versions[-1]))
 
@@ -197,14 +253,18 @@ def _recorded_index(version_dir: str) -> dict[str, Any]:
 
 
 def _served_tables(version_dir: str) -> dict[str, np.ndarray]:
-    """The tables of a `UserRetrieval` SavedModel: variables by name, user ids from its table."""
+    """The tables of a `UserRetrieval` (or `NextItems`) SavedModel: variables by name, user
+    ids from its table."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(version_dir)
     tables = {v.name.rsplit(":", 1)[0]: v.numpy() for v in loaded.tf_variables}
+    if "history_vectors" in tables and "item_ids" in tables:
+        return _decoded(tables)
     if "user_vectors" not in tables or not loaded.resources:
         raise ValueError(
-            f"{version_dir} is not a `retrieval` export (user id -> items): it has no user table."
+            f"{version_dir} is not a `retrieval` or `next_items` export: it has no user table "
+            "and no item history table."
         )
     # The user id table's keys have the dtype of the `user_id` input.
     key_dtype = loaded.signatures["serving_default"].structured_input_signature[1]["user_id"].dtype
@@ -216,6 +276,11 @@ def _served_tables(version_dir: str) -> dict[str, np.ndarray]:
         k.decode() if isinstance(k, bytes) else k for k in keys.numpy().tolist()
     ]
     tables["user_ids"] = user_ids
+    return _decoded(tables)
+
+
+def _decoded(tables: dict) -> dict:
+    """`tables` with the string item ids and titles as `str`."""
     if tables["item_ids"].dtype == object:
         tables["item_ids"] = np.asarray([i.decode() for i in tables["item_ids"]], object)
     tables["item_titles"] = [t.decode() for t in tables["item_titles"]]

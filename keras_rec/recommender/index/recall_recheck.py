@@ -64,7 +64,9 @@ def recheck_recall(recorded: dict[str, Any], layer, item_vectors, sample_queries
 
 def recheck_line(figures: dict[str, Any]) -> str | None:
     """One line for the user about `recheck_recall`'s figures (None when there are none)."""
-    if not figures:
+    if "recall_not_rechecked_because" in figures:
+        return f"IVF recall not re-measured: {figures['recall_not_rechecked_because']}."
+    if "recall_rechecked" not in figures:  # an exact index: nothing to measure
         return None
     grew = f"the catalogue grew {figures['growth']:.0%} since recall was measured"
     if not figures["recall_rechecked"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -17,6 +18,9 @@ from keras_rec.recommender.serving.retrieval_serving import (
 
 # What a client sends in an unused slot of `recent_item_ids` (any unknown id works the same).
 PADDING_IDS = {"int64": -1, "string": ""}
+# The encoder travels in the export's `assets.extra/`, for `keras-rec add-items`.
+ENCODER_CONFIG_FILE = "sequence_encoder.json"
+ENCODER_WEIGHTS_FILE = "sequence_encoder.npz"
 
 
 class NextItems(tf.Module):
@@ -95,6 +99,15 @@ class NextItems(tf.Module):
             input_signature=[tf.TensorSpec([None, None], dtype, name="recent_item_ids")],
         )
 
+    def encoder_assets(self) -> dict[str, bytes | str]:
+        """`assets.extra/` files that rebuild the encoder (`load_encoder`): config, weights."""
+        buffer = io.BytesIO()
+        np.savez(buffer, *[np.asarray(w) for w in self.encoder.weights])
+        return {
+            ENCODER_CONFIG_FILE: json.dumps(self.encoder.get_config()),
+            ENCODER_WEIGHTS_FILE: buffer.getvalue(),
+        }
+
     def _serve(self, recent_item_ids):
         rows = self.item_rows.lookup(recent_item_ids)
         rows = latest_known_rows(rows, self.max_history)
@@ -117,6 +130,24 @@ class NextItems(tf.Module):
             "titles": tf.gather(self.item_titles, item_rows),
             "used_items": used,
         }
+
+
+def load_encoder(version_dir: str):
+    """The `CausalSequenceEncoder` a `next_items` export was made with (its `assets.extra/`)."""
+    import os
+
+    from keras_rec.recommender.layers.causal_sequence_encoder import CausalSequenceEncoder
+
+    extra = os.path.join(version_dir, "assets.extra")
+    with open(os.path.join(extra, ENCODER_CONFIG_FILE)) as file:
+        encoder = CausalSequenceEncoder.from_config(json.load(file))
+    with np.load(os.path.join(extra, ENCODER_WEIGHTS_FILE)) as stored:
+        weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    width = weights[0].shape[-1]  # the position embeddings come first
+    length = encoder.max_history
+    encoder(np.zeros((1, length, width), np.float32), np.ones((1, length), bool))
+    encoder.set_weights(weights)
+    return encoder
 
 
 def latest_known_rows(rows, length: int):

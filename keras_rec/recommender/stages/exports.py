@@ -254,9 +254,11 @@ def _stage_and_publish(config, plan: dict, metrics_text: str, chief: bool, k: in
             model, signature, examples = build()
             assets_extra = {"metrics.json": metrics_text}
             metadata = {"config": config_dict(config), "k": k}
-            if name == "retrieval" and "item_tower" in staged:
+            if name in ("retrieval", "next_items") and "item_tower" in staged:
                 # `keras-rec add-items` embeds new items with this tower version.
                 metadata["item_tower_version"] = staged["item_tower"].version
+            if hasattr(model, "encoder_assets"):
+                assets_extra.update(model.encoder_assets())
             if hasattr(model, "index_json"):
                 assets_extra[INDEX_FILE] = model.index_json
                 metadata["index"] = index_metadata(json.loads(model.index_json))
