@@ -16,9 +16,9 @@ from keras_rec.training.strategy_fit import replica_batch_size, strategy_fit
 WORKER = os.path.join(os.path.dirname(__file__), "workers", "two_replica_retrieval.py")
 
 
-def _train(devices: str, checkpoint_dir, epochs: int) -> dict:
+def _train(devices: str, checkpoint_dir, epochs: int, *loss: str) -> dict:
     result = subprocess.run(
-        [sys.executable, WORKER, devices, str(checkpoint_dir), str(epochs)],
+        [sys.executable, WORKER, devices, str(checkpoint_dir), str(epochs), *loss],
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )  # fmt: skip
@@ -117,6 +117,38 @@ def test_two_worker_processes_train_the_same_model(uninterrupted, tmp_path):
     np.testing.assert_allclose(chief["loss"], uninterrupted["loss"], rtol=0.05)
     # The chief's checkpoints only: worker 1's temporary ones are gone.
     assert os.listdir(tmp_path) == ["checkpoints"]
+
+
+def test_the_sequence_model_trains_on_two_replicas_and_two_workers_as_on_one(tmp_path):
+    """`NextItemModel` (sampled softmax: each replica's targets gathered from the others)."""
+    from script_runs import worker_configs
+
+    loss = "sequence_sampled_softmax"
+    one = _train("one", tmp_path / "one", 2, loss)
+    assert one["loss"][-1] < one["loss"][0]  # it learns
+    # Two replicas, stopped after an epoch and resumed: the same losses and weights.
+    first = _train("two", tmp_path / "two", 1, loss)
+    resumed = _train("two", tmp_path / "two", 2, loss)
+    assert resumed["resumed_at"] == [1, 0]
+    np.testing.assert_allclose(first["loss"] + resumed["loss"], one["loss"], rtol=1e-4)
+    np.testing.assert_allclose(resumed["first_weight"], one["first_weight"], atol=1e-4)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "workers", str(tmp_path / "workers"), "2", loss],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(config)),
+        )  # fmt: skip
+        for config in worker_configs(2)
+    ]
+    outputs = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert outputs[0] == outputs[1]  # one model on both workers
+    np.testing.assert_allclose(outputs[0]["loss"], one["loss"], rtol=0.05)
 
 
 def test_a_batch_chosen_from_the_data_is_shared_evenly_by_the_replicas():

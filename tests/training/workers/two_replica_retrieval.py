@@ -2,8 +2,9 @@
 
 Run as a script (the logical CPU devices must be set before TensorFlow
 starts): `python two_replica_retrieval.py {one,two,workers} CHECKPOINT_DIR
-EPOCHS`: one device, two replicas in this process, or one replica per
-worker process of `TF_CONFIG`'s cluster.
+EPOCHS [LOSS]`: one device, two replicas in this process, or one replica per
+worker process of `TF_CONFIG`'s cluster. LOSS `sequence_softmax` or
+`sequence_sampled_softmax` trains a `NextItemModel` instead.
 Prints `{"loss": [...], "weights": checksum, "first_weight": [...]}`.
 """
 
@@ -35,6 +36,11 @@ def main(devices: str, checkpoint_dir: str, epochs: int, loss: str = "softmax") 
     else:
         strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(7)
+    if loss.startswith("sequence_"):
+        with strategy.scope():
+            model, examples = _sequence_model(loss[len("sequence_") :])
+        _report(model, examples, strategy, checkpoint_dir, epochs)
+        return
     rng = np.random.default_rng(0)
     users, items = rng.integers(0, 50, 600), rng.integers(0, 40, 600)
     user_text, item_text = rng.normal(size=(50, 12)), rng.normal(size=(40, 12))
@@ -55,10 +61,36 @@ def main(devices: str, checkpoint_dir: str, epochs: int, loss: str = "softmax") 
         )
         model.compile(optimizer=keras.optimizers.Adam(0.01))
         model({"user": {"embedding": user_text[:2]}, "item": {"embedding": item_text[:2]}})
+    _report(model, pairs, strategy, checkpoint_dir, epochs)
+
+
+def _sequence_model(loss: str):
+    """A small `NextItemModel` and its windows (every window full: no padding)."""
+    from keras_rec.recommender.layers.next_item_model import NextItemModel
+
+    rng = np.random.default_rng(0)
+    tower = build_tower(
+        12, "item_tower", output_dim=8, hidden_units=(16,), dropout=0.0, id_vocabulary_size=41
+    )
+    model = NextItemModel(
+        tower, 40, 12, max_history=4, num_layers=1, num_heads=2, dropout=0.0,
+        temperature=0.1, loss=loss, seed=7,
+    )  # fmt: skip
+    model.set_items(rng.normal(size=(40, 12)), np.arange(1, 41), np.full(40, -np.log(40.0)))
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model({"history": np.zeros((1, 4), np.int64)})
+    walks = (rng.integers(0, 40, 128)[:, None] + rng.integers(1, 4, (128, 5)).cumsum(1)) % 40
+    examples = tf.data.Dataset.from_tensor_slices(
+        {"history": walks[:, :-1].astype("int64"), "targets": walks[:, 1:].astype("int64")}
+    )
+    return model, examples
+
+
+def _report(model, examples, strategy, checkpoint_dir, epochs):
     chief = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0
     history = strategy_fit(
         model,
-        pairs,
+        examples,
         64,
         epochs,
         strategy=strategy,
