@@ -32,10 +32,12 @@ class CausalSequenceEncoder(keras.layers.Layer):
     Call arguments:
         vectors: float `[B, L, D]`, the items' vectors (anything where padded).
         valid: bool `[B, L]`, false at padding.
+        last_only: bool. Return only the last position's state (the last
+            block then computes only that position: what serving needs).
 
     Returns:
-        float `[B, L, D]`: at position `t`, the state after reading items
-        `0 .. t` (layer-normalized).
+        float `[B, L, D]` (`[B, 1, D]` with `last_only`): at position `t`, the
+        state after reading items `0 .. t` (layer-normalized).
     """
 
     def __init__(
@@ -112,7 +114,7 @@ class CausalSequenceEncoder(keras.layers.Layer):
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
         self.final_norm.build((None, self.max_history, width))
 
-    def call(self, vectors, valid, training=False):
+    def call(self, vectors, valid, training=False, last_only=False):
         length = self.max_history
         valid = ops.cast(valid, "bool")
         x = ops.where(valid[..., None], vectors, ops.zeros_like(vectors))
@@ -125,15 +127,20 @@ class CausalSequenceEncoder(keras.layers.Layer):
         for index in range(self.num_layers):
             dropout = self.block_dropouts[index]
             h = self.attention_norms[index](x)
-            h = self.attentions[index](h, h, attention_mask=mask, training=training)
+            if last_only and index == self.num_layers - 1:
+                # Only the last position's query: keys and values are still every position.
+                x, query, mask = x[:, -1:], h[:, -1:], mask[:, -1:]
+            else:
+                query = h
+            h = self.attentions[index](query, h, attention_mask=mask, training=training)
             x = x + dropout(h, training=training)
             h = self.feedforward_norms[index](x)
             h = self.output_layers[index](self.hidden_layers[index](h))
             x = x + dropout(h, training=training)
         return self.final_norm(x)
 
-    def compute_output_shape(self, vectors_shape, valid_shape=None):
-        return vectors_shape
+    def compute_output_shape(self, vectors_shape, valid_shape=None, last_only=False):
+        return (*vectors_shape[:-2], 1, vectors_shape[-1]) if last_only else vectors_shape
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -17,9 +17,11 @@ from keras_rec.recommender.layers.two_tower_retrieval import (
 from keras_rec.user_model_choices import SEQUENCE_LOSSES
 
 
-def sequence_queries(encoder, history_vectors, valid, training=False):
-    """The encoder's states over item vectors, L2-normalized: `[B, L, D]` query vectors."""
-    return ops.normalize(encoder(history_vectors, valid, training=training), axis=-1)
+def sequence_queries(encoder, history_vectors, valid, training=False, last_only=False):
+    """The encoder's states over item vectors, L2-normalized: `[B, L, D]` query vectors
+    (`[B, 1, D]`, the last position's, with `last_only`)."""
+    states = encoder(history_vectors, valid, training=training, last_only=last_only)
+    return ops.normalize(states, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="keras_rec")

@@ -113,7 +113,7 @@ class NextItems(tf.Module):
         rows = latest_known_rows(rows, self.max_history)
         valid = rows >= 0
         vectors = tf.gather(self.history_vectors, tf.maximum(rows, 0))
-        queries = sequence_queries(self.encoder, vectors, valid)[:, -1, :]
+        queries = sequence_queries(self.encoder, vectors, valid, last_only=True)[:, -1, :]
         scores, item_rows = self.index(queries, rows if self.exclude_recent else None)
         used = tf.reduce_sum(tf.cast(valid, tf.int64), axis=1)
         known = used > 0
