@@ -96,6 +96,10 @@ def test_encoder_is_causal_and_blind_to_padding(encoder):
     padded[0, :2] = 100.0
     np.testing.assert_allclose(np.asarray(encoder(padded, valid))[0, 2:], out[0, 2:], atol=1e-5)
     assert not np.isnan(out).any()
+    # Serving computes only the last position in the last block: the same state.
+    last = np.asarray(encoder(vectors, valid, last_only=True))
+    assert last.shape == (2, 1, DIM)
+    np.testing.assert_allclose(last[:, 0], out[:, -1], atol=1e-6)
     restored = assert_config_round_trip(encoder)
     assert restored.max_history == 5 and restored.num_heads == 2
 
