@@ -26,10 +26,8 @@ def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
     The stages (`keras_rec.recommender.stages`), in order:
     1. `inputs`: MovieLens-100K split by TFRS's protocol (or the user's own
        files), `validation_fraction` carved out, texts embedded through the cache.
-    2. `towers`: user and item towers trained with in-batch softmax under the
-       `tf.distribute` strategy, stopped early on the validation loss; with
-       `user_model="sequence"`, `sequence` instead: the next-item model over
-       each user's latest items (its queries stand in for the user tower).
+    2. `user_model`: the towers (in-batch softmax) or the `sequence` model, under
+       the `tf.distribute` strategy, stopped early on the validation loss.
     3. `validation`: the towers' validation figures, the epochs chosen there,
        and the refit on training + validation (`refit`).
     4. `two_stage`: the EASE item-item feature and the re-ranker, chosen and
@@ -38,9 +36,8 @@ def train_recommender(config: RecommenderTrainingConfig) -> dict[str, Any]:
     6. `ranker`: concatenate -> MLP on the text embeddings.
     7. `evaluation`: the towers and the two-stage model on the test split,
        known items removed per user (and the served IVF index, when approximate).
-    8. `exports`: `user_tower` (or, with the sequence model, `next_items`),
-       `item_tower`, `ranker`, `retrieval`, `recommend` and
-       `query_retrieval`, checked through TF Serving's loader.
+    8. `exports`: `user_tower` (or `next_items`), `item_tower`, `ranker`, `retrieval`,
+       `recommend` and `query_retrieval`, checked through TF Serving's loader.
     9. `report`: `metrics.json` (output_dir, run directory, each export's
        `assets.extra/`) and the plots; 10. `tracking`: MLflow, when on.
     Each training stage checkpoints (and resumes) on its own.
@@ -105,22 +102,19 @@ def _run_stages(config: RecommenderTrainingConfig, run, tracker) -> dict[str, An
 def _train(config, run, tracker, index) -> _Trained:
     from keras_rec.recommender.stages.baselines import tune_baselines
     from keras_rec.recommender.stages.inputs import prepare_inputs
-    from keras_rec.recommender.stages.sequence import train_sequence
-    from keras_rec.recommender.stages.towers import train_towers
     from keras_rec.recommender.stages.two_stage import fit_stage_two
+    from keras_rec.recommender.stages.user_model import max_epochs, train_user_model
     from keras_rec.recommender.stages.validation import refit_towers, validation_report
 
     prepared = prepare_inputs(config)
     inputs = prepared.inputs
     peak_rss = {"data": peak_rss_mb()}
-    sequence = config.user_model == "sequence"
-    towers = (train_sequence if sequence else train_towers)(config, inputs, run, tracker)
+    towers = train_user_model(config, inputs, run, tracker)
     validation, tuned, stage_two = {}, {}, None
     if len(inputs.val_items):
         vectors = towers.vectors(inputs)
-        max_epochs = config.sequence_epochs if sequence else config.epochs
         validation = validation_report(
-            inputs, towers, vectors, config.eval_users, config.seed, max_epochs
+            inputs, towers, vectors, config.eval_users, config.seed, max_epochs(config)
         )
         tuned = tune_baselines(inputs, config.ease_baseline)
         validation.update(tuned)
@@ -176,8 +170,7 @@ def _export_and_report(config, run, tracker, trained, evaluated, ranker, index, 
     from keras_rec.recommender.stages.tracking import track_run
 
     inputs, towers = trained.inputs, trained.towers
-    title = "next-item sequence model" if config.user_model == "sequence" else None
-    plots = plot_run(evaluated.curves, towers.history, run.run_dir, title or "two-tower retrieval")
+    plots = plot_run(evaluated.curves, towers.history, run.run_dir, config.user_model)
     report = run_report(
         config, trained.prepared, towers, evaluated.evaluation, evaluated.baselines,
         evaluated.curves, ranker,

@@ -168,24 +168,6 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
         )
         return model, model.serve, {"text": np.array(EXAMPLE_QUERIES, object)}
 
-    def next_items():
-        from keras_rec.recommender.index.item_index import user_sample
-        from keras_rec.recommender.serving.next_items import NextItems
-
-        counts, popular = known_popularity(inputs)
-        model = NextItems(
-            parts.retrieval.encoder,
-            parts.vectors[1],
-            inputs.item_ids,
-            inputs.item_titles,
-            k=k,
-            popular_items=popular,
-            popular_scores=counts[popular] / max(counts.sum(), 1),
-            index=index,
-            sample_queries=user_sample(parts.vectors[0], seen_items_by_user(inputs)),
-        )
-        return model, model.serve, {"recent_item_ids": example_recent_ids(inputs)}
-
     ranker_examples = {
         "user": inputs.user_embeddings[rows],
         "item": inputs.item_embeddings[item_rows[: len(rows)]],
@@ -205,8 +187,29 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
         "retrieval": user_retrieval,
         "recommend": lambda: (parts.recommend, parts.recommend.serve, {"user_id": user_ids}),
         "query_retrieval": query_retrieval,
-        "next_items": next_items,
+        "next_items": lambda: next_items_export(parts, inputs, k, index),
     }
+
+
+def next_items_export(parts: ServedParts, inputs, k: int, index):
+    """`(NextItems, serving function, example inputs)` of the sequence model."""
+    from keras_rec.recommender.data.recommender_inputs import known_popularity, seen_items_by_user
+    from keras_rec.recommender.index.item_index import user_sample
+    from keras_rec.recommender.serving.next_items import NextItems
+
+    counts, popular = known_popularity(inputs)
+    model = NextItems(
+        parts.retrieval.encoder,
+        parts.vectors[1],
+        inputs.item_ids,
+        inputs.item_titles,
+        k=k,
+        popular_items=popular,
+        popular_scores=counts[popular] / max(counts.sum(), 1),
+        index=index,
+        sample_queries=user_sample(parts.vectors[0], seen_items_by_user(inputs)),
+    )
+    return model, model.serve, {"recent_item_ids": example_recent_ids(inputs)}
 
 
 def is_sequence_model(model) -> bool:

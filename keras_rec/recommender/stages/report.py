@@ -84,8 +84,9 @@ def write_metrics(summary: dict, report: dict, run_dir: str, output_dir: str) ->
     return paths[-1]
 
 
-def plot_run(curves: dict, history, run_dir: str, title: str = "two-tower retrieval") -> list[str]:
+def plot_run(curves: dict, history, run_dir: str, user_model: str = "mean") -> list[str]:
     """The Recall@K curves and the user model's training curves, as PNGs in `run_dir`."""
+    from keras_rec.recommender.stages.user_model import TITLES
     from keras_rec.training.training_plots import plot_recall_curves, plot_training_curves
 
     return [
@@ -93,7 +94,7 @@ def plot_run(curves: dict, history, run_dir: str, title: str = "two-tower retrie
         plot_training_curves(
             history.history,
             os.path.join(run_dir, "training_curves.png"),
-            title=title,
+            title=TITLES[user_model],
         ),
     ]
 
