@@ -26,6 +26,28 @@ def _train(devices: str, checkpoint_dir, epochs: int, *loss: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _train_on_two_workers(checkpoint_dir, epochs: int, *loss: str) -> list[dict]:
+    """The worker's output on each of two worker processes of one `TF_CONFIG` cluster."""
+    from script_runs import worker_configs
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "workers", str(checkpoint_dir), str(epochs), *loss],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(config)),
+        )  # fmt: skip
+        for config in worker_configs(2)
+    ]
+    outputs = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
+    return outputs
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     return _train("two", tmp_path_factory.mktemp("uninterrupted"), 3)
@@ -93,24 +115,8 @@ def test_mid_epoch_checkpoints_resume_at_their_step(tmp_path, capsys):
 
 
 def test_two_worker_processes_train_the_same_model(uninterrupted, tmp_path):
-    from script_runs import worker_configs
 
-    processes = [
-        subprocess.Popen(
-            [sys.executable, WORKER, "workers", str(tmp_path / "checkpoints"), "3"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(config)),
-        )  # fmt: skip
-        for config in worker_configs(2)
-    ]
-    outputs = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr[-3000:]
-        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
-    chief, worker = outputs
+    chief, worker = _train_on_two_workers(tmp_path / "checkpoints", 3)
     assert chief == worker  # same losses (all-reduced), same weights
     # Each worker trains on its own shard (another data order than one
     # process), with the softmax over the gathered global batch.
@@ -121,7 +127,6 @@ def test_two_worker_processes_train_the_same_model(uninterrupted, tmp_path):
 
 def test_the_sequence_model_trains_on_two_replicas_and_two_workers_as_on_one(tmp_path):
     """`NextItemModel` (sampled softmax: each replica's targets gathered from the others)."""
-    from script_runs import worker_configs
 
     loss = "sequence_sampled_softmax"
     one = _train("one", tmp_path / "one", 2, loss)
@@ -132,21 +137,7 @@ def test_the_sequence_model_trains_on_two_replicas_and_two_workers_as_on_one(tmp
     assert resumed["resumed_at"] == [1, 0]
     np.testing.assert_allclose(first["loss"] + resumed["loss"], one["loss"], rtol=1e-4)
     np.testing.assert_allclose(resumed["first_weight"], one["first_weight"], atol=1e-4)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, WORKER, "workers", str(tmp_path / "workers"), "2", loss],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(config)),
-        )  # fmt: skip
-        for config in worker_configs(2)
-    ]
-    outputs = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr[-3000:]
-        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
+    outputs = _train_on_two_workers(tmp_path / "workers", 2, loss)
     assert outputs[0] == outputs[1]  # one model on both workers
     np.testing.assert_allclose(outputs[0]["loss"], one["loss"], rtol=0.05)
 

@@ -298,6 +298,13 @@ def known_popularity(inputs: RecommenderInputs) -> tuple[np.ndarray, np.ndarray]
     return counts, np.argsort(-counts, kind="stable")
 
 
+def popular_items(inputs: RecommenderInputs) -> dict[str, np.ndarray]:
+    """`{"popular_items", "popular_scores"}` of the served models: item rows by decreasing
+    known pairs, and each one's share of them."""
+    counts, popular = known_popularity(inputs)
+    return {"popular_items": popular, "popular_scores": counts[popular] / max(counts.sum(), 1)}
+
+
 def validation_view(inputs: RecommenderInputs) -> RecommenderInputs:
     """`inputs` with the validation pairs as the test (for model selection; nothing merged)."""
     return dataclasses.replace(

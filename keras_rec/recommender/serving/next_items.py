@@ -12,6 +12,7 @@ from keras_rec.recommender.index.item_index import index_layer
 from keras_rec.recommender.layers.next_item_model import sequence_queries
 from keras_rec.recommender.serving.retrieval_serving import (
     ids_variable,
+    popular_fallback,
     served_ids,
     user_row_table,
 )
@@ -116,14 +117,7 @@ class NextItems(tf.Module):
         queries = sequence_queries(self.encoder, vectors, valid, last_only=True)[:, -1, :]
         scores, item_rows = self.index(queries, rows if self.exclude_recent else None)
         used = tf.reduce_sum(tf.cast(valid, tf.int64), axis=1)
-        known = used > 0
-        batch = tf.shape(recent_item_ids)[0]
-        item_rows = tf.where(
-            known[:, None], item_rows, tf.broadcast_to(self.popular_items[None, :], [batch, self.k])
-        )
-        scores = tf.where(
-            known[:, None], scores, tf.broadcast_to(self.popular_scores[None, :], [batch, self.k])
-        )
+        item_rows, scores = popular_fallback(self, used > 0, item_rows, scores)
         return {
             "item_ids": tf.gather(self.item_ids, item_rows),
             "scores": scores,

@@ -167,11 +167,7 @@ class UserRetrieval(tf.Module):
                 default_value=-1
             )
         scores, item_rows = self.index(queries, exclude)
-        batch = tf.shape(user_id)[0]
-        fallback_rows = tf.broadcast_to(self.popular_items[None, :], [batch, self.k])
-        fallback_scores = tf.broadcast_to(self.popular_scores[None, :], [batch, self.k])
-        item_rows = tf.where(known[:, None], item_rows, fallback_rows)
-        scores = tf.where(known[:, None], scores, fallback_scores)
+        item_rows, scores = popular_fallback(self, known, item_rows, scores)
         return {
             "item_ids": tf.gather(self.item_ids, item_rows),
             "scores": scores,
@@ -252,6 +248,18 @@ class QueryRetrieval(tf.Module):
             "scores": scores,
             "titles": tf.gather(self.item_titles, item_rows),
         }
+
+
+def popular_fallback(module, known, item_rows, scores):
+    """`(item rows, scores)` `[B, K]` with the rows where `known` is false replaced by the
+    `module`'s `popular_items` and `popular_scores` (the served fallback)."""
+    batch = tf.shape(known)[0]
+    popular_rows = tf.broadcast_to(module.popular_items[None, :], [batch, module.k])
+    popular_scores = tf.broadcast_to(module.popular_scores[None, :], [batch, module.k])
+    return (
+        tf.where(known[:, None], item_rows, popular_rows),
+        tf.where(known[:, None], scores, popular_scores),
+    )
 
 
 def unit_rows(vectors) -> np.ndarray:

@@ -14,6 +14,7 @@ from keras_rec.recommender.serving.retrieval_serving import (
     _id_dtype,
     csr_rows,
     ids_variable,
+    popular_fallback,
     row_splits,
     served_ids,
     unit_rows,
@@ -228,13 +229,7 @@ class TwoStageRecommender(tf.Module):
         rows = self.user_rows.lookup(user_id)
         known = rows >= 0
         logits, item_rows = self._rank_rows(tf.where(known, rows, tf.zeros_like(rows)))
-        batch = tf.shape(user_id)[0]
-        item_rows = tf.where(
-            known[:, None], item_rows, tf.broadcast_to(self.popular_items[None, :], [batch, self.k])
-        )
-        scores = tf.where(
-            known[:, None], logits, tf.broadcast_to(self.popular_scores[None, :], [batch, self.k])
-        )
+        item_rows, scores = popular_fallback(self, known, item_rows, logits)
         return {
             "item_ids": tf.gather(self.item_ids, item_rows),
             "scores": scores,

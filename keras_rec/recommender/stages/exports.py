@@ -123,7 +123,7 @@ def skipped_exports(config, parts: ServedParts) -> dict:
 
 def export_plan(config, parts: ServedParts, inputs, index) -> dict:
     """`{name: build}`: each `build()` returns `(model, serving function, example inputs)`."""
-    from keras_rec.recommender.data.recommender_inputs import known_popularity, seen_items_by_user
+    from keras_rec.recommender.data.recommender_inputs import popular_items, seen_items_by_user
     from keras_rec.recommender.serving.retrieval_serving import (
         QueryRetrieval,
         UserRetrieval,
@@ -139,7 +139,6 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
     item_tower = parts.retrieval.item_tower
 
     def user_retrieval():
-        counts, popular = known_popularity(inputs)
         model = UserRetrieval(
             parts.vectors[0],
             inputs.user_ids,
@@ -147,8 +146,7 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
             inputs.item_ids,
             inputs.item_titles,
             k=k,
-            popular_items=popular,
-            popular_scores=counts[popular] / max(counts.sum(), 1),
+            **popular_items(inputs),
             seen_items=seen_items_by_user(inputs),
             index=index,
         )
@@ -193,19 +191,17 @@ def export_plan(config, parts: ServedParts, inputs, index) -> dict:
 
 def next_items_export(parts: ServedParts, inputs, k: int, index):
     """`(NextItems, serving function, example inputs)` of the sequence model."""
-    from keras_rec.recommender.data.recommender_inputs import known_popularity, seen_items_by_user
+    from keras_rec.recommender.data.recommender_inputs import popular_items, seen_items_by_user
     from keras_rec.recommender.index.item_index import user_sample
     from keras_rec.recommender.serving.next_items import NextItems
 
-    counts, popular = known_popularity(inputs)
     model = NextItems(
         parts.retrieval.encoder,
         parts.vectors[1],
         inputs.item_ids,
         inputs.item_titles,
         k=k,
-        popular_items=popular,
-        popular_scores=counts[popular] / max(counts.sum(), 1),
+        **popular_items(inputs),
         index=index,
         sample_queries=user_sample(parts.vectors[0], seen_items_by_user(inputs)),
     )

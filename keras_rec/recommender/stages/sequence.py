@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from typing import Any
 
@@ -50,16 +49,9 @@ def sequence_loss(config, num_items: int) -> str:
 
 def train_sequence(config, inputs, run, tracker) -> TrainedSequence:
     """The sequence model trained under `run.strategy`, stopped early on the validation loss."""
-    import keras
+    from keras_rec.recommender.stages.towers import training_callbacks
 
-    callbacks = [
-        keras.callbacks.TensorBoard(os.path.join(run.run_dir, "logs"), write_graph=False),
-        *tracker.keras_callbacks(),
-    ]
-    if len(inputs.val_items):
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-        )
+    callbacks = training_callbacks(run, tracker, inputs, patience=3)
     return TrainedSequence(
         *fit_sequence(
             config,

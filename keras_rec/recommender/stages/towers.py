@@ -42,16 +42,7 @@ def train_towers(config, inputs, run, tracker) -> TrainedTowers:
     best weights restored). Checkpoints (and resume) are the stage's own:
     `run.checkpoint_dir("retrieval")`.
     """
-    import keras
-
-    callbacks = [
-        keras.callbacks.TensorBoard(os.path.join(run.run_dir, "logs"), write_graph=False),
-        *tracker.keras_callbacks(),
-    ]
-    if len(inputs.val_items):
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
-        )
+    callbacks = training_callbacks(run, tracker, inputs, patience=2)
     return TrainedTowers(
         *fit_retrieval(
             config,
@@ -62,6 +53,24 @@ def train_towers(config, inputs, run, tracker) -> TrainedTowers:
             chief=run.chief,
         )
     )
+
+
+def training_callbacks(run, tracker, inputs, patience: int) -> list:
+    """TensorBoard logs, the tracker's callbacks and, with validation pairs, early stopping
+    on `val_loss` (best weights restored)."""
+    import keras
+
+    callbacks = [
+        keras.callbacks.TensorBoard(os.path.join(run.run_dir, "logs"), write_graph=False),
+        *tracker.keras_callbacks(),
+    ]
+    if len(inputs.val_items):
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True
+            )
+        )
+    return callbacks
 
 
 def fit_retrieval(
