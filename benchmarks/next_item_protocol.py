@@ -189,7 +189,7 @@ def ours(config, user_model: str, figures) -> dict:
         seconds = time.perf_counter() - start
     validation = summary["validation"]
     held = validation.get("reranker", {})
-    two_stage_wins = bool(held) and (
+    two_stage_wins = bool(held) and bool(
         held["holdout_two_stage"]["user_ndcg_at_10"] > held["holdout_retrieval"]["user_ndcg_at_10"]
     )
     return {
@@ -203,10 +203,15 @@ def ours(config, user_model: str, figures) -> dict:
     }
 
 
+def _plain(value):
+    """NumPy scalars as Python numbers, for `json.dumps`."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def temporal_quality(seeds, figures, mean_std, target_ratio: float, recbole: bool) -> dict:
     """The temporal protocol over `seeds`: every model's test figures, ratios, choices."""
     base = deterministic_baselines(temporal_config(seeds[0]), figures)
-    print("baselines", json.dumps(base), flush=True)
+    print("baselines", json.dumps(base, default=_plain), flush=True)
     runs = []
     for seed in seeds:
         config = temporal_config(seed)
@@ -232,7 +237,7 @@ def temporal_quality(seeds, figures, mean_std, target_ratio: float, recbole: boo
             "model": f"ours_{user_model}" + ("_two_stage" if two_stage else ""),
         }
         run["ours_chosen"]["test"] = run[run["ours_chosen"]["model"]]["test"]
-        print("seed", seed, json.dumps(run), flush=True)
+        print("seed", seed, json.dumps(run, default=_plain), flush=True)
         runs.append(run)
     models = [m for m in runs[0] if isinstance(runs[0][m], dict) and "test" in runs[0][m]]
     table = {
