@@ -179,12 +179,17 @@ def window_examples(windows: np.ndarray):
 def sequence_vectors(model, inputs, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """`(user queries [U, D], item vectors [N, D])`: each user's next-item query, every item.
 
-    A user's query reads their latest known items (training and
-    validation), in time order; a user with none gets a zero vector.
+    A user's query reads their latest *training* items, in time order (after
+    the refit, training holds the validation pairs too); a user with none
+    gets a zero vector. Validation pairs are never read before the refit:
+    the validation figures and the re-ranker's candidates would otherwise
+    see the very item they are scored on.
     """
     from keras_rec.training.local_predict import predict_locally
 
-    sequences = time_ordered_items(*inputs.known_pairs(), inputs.known_times(), inputs.num_users)
+    sequences = time_ordered_items(
+        inputs.train_users, inputs.train_items, inputs.train_times, inputs.num_users
+    )
     items = np.asarray(model.item_vectors(training=False), np.float32)
     queries = []
     for start in range(0, inputs.num_users, chunk):
