@@ -225,3 +225,38 @@ def test_next_items_serves_recent_ids_through_tf_servings_loader(ids, tmp_path):
     got = answered["answers"]["session"]["request"]
     np.testing.assert_array_equal(got["item_ids"], answer["item_ids"].numpy())
     np.testing.assert_allclose(got["scores"], answer["scores"].numpy(), atol=1e-5)
+
+
+def test_user_queries_read_training_items_only_until_the_refit():
+    """Before the refit, a query must not read the validation item it is scored on."""
+    import tensorflow as tf
+
+    from keras_rec.recommender.data.recommender_inputs import RecommenderInputs, merge_validation
+    from keras_rec.recommender.stages.sequence import sequence_vectors
+
+    class LatestItem:
+        """A stand-in model whose query is a one-hot of the latest item read."""
+
+        max_history = 3
+
+        def item_vectors(self, training=False):
+            return np.eye(4, dtype="float32")
+
+        def __call__(self, inputs, training=False):
+            rows = tf.maximum(inputs["history"], 0)
+            return tf.one_hot(rows, 4)
+
+    empty = np.zeros(0, np.int64)
+    inputs = RecommenderInputs(
+        item_ids=np.arange(4), item_titles=["a", "b", "c", "d"], item_texts=[],
+        item_embeddings=np.eye(4, dtype="float32"), item_id_index=np.arange(1, 5),
+        user_ids=np.arange(1), user_texts=[], user_embeddings=np.zeros((1, 4), "float32"),
+        user_history=np.zeros((1, 4), "float32"), user_id_index=np.ones(1, np.int64),
+        train_users=np.array([0, 0]), train_items=np.array([0, 1]), test_users=empty,
+        test_items=empty, cold_items=empty, val_users=np.array([0]), val_items=np.array([3]),
+        train_times=np.array([1.0, 2.0]), val_times=np.array([3.0]),
+    )  # fmt: skip
+    queries, _ = sequence_vectors(LatestItem(), inputs)
+    assert int(np.argmax(queries[0])) == 1  # item 1, not the validation item 3
+    queries, _ = sequence_vectors(LatestItem(), merge_validation(inputs))
+    assert int(np.argmax(queries[0])) == 3  # after the refit it is history
