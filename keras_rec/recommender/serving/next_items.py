@@ -13,6 +13,7 @@ from keras_rec.recommender.layers.next_item_model import sequence_queries
 from keras_rec.recommender.serving.retrieval_serving import (
     ids_variable,
     popular_fallback,
+    popular_variables,
     served_ids,
     user_row_table,
 )
@@ -86,11 +87,8 @@ class NextItems(tf.Module):
         self.item_titles = tf.Variable(
             [str(t) for t in item_titles], trainable=False, name="item_titles"
         )
-        self.popular_items = tf.Variable(
-            np.asarray(popular_items[:k], np.int64), trainable=False, name="popular_items"
-        )
-        self.popular_scores = tf.Variable(
-            np.asarray(popular_scores[:k], np.float32), trainable=False, name="popular_scores"
+        self.popular_items, self.popular_scores = popular_variables(
+            popular_items, popular_scores, k
         )
         self.k = k
         self.exclude_recent = bool(exclude_recent)

@@ -140,11 +140,8 @@ class UserRetrieval(tf.Module):
             values, splits = row_splits(seen_items)
             self.seen_values = tf.Variable(values, trainable=False, name="seen_values")
             self.seen_splits = tf.Variable(splits, trainable=False, name="seen_splits")
-        self.popular_items = tf.Variable(
-            np.asarray(popular_items[:k], np.int64), trainable=False, name="popular_items"
-        )
-        self.popular_scores = tf.Variable(
-            np.asarray(popular_scores[:k], np.float32), trainable=False, name="popular_scores"
+        self.popular_items, self.popular_scores = popular_variables(
+            popular_items, popular_scores, k
         )
         self.k = k
         self.serve = tf.function(
@@ -248,6 +245,16 @@ class QueryRetrieval(tf.Module):
             "scores": scores,
             "titles": tf.gather(self.item_titles, item_rows),
         }
+
+
+def popular_variables(popular_items, popular_scores, k: int):
+    """`(popular_items, popular_scores)` variables: the first `k` item rows and their scores."""
+    return (
+        tf.Variable(np.asarray(popular_items[:k], np.int64), trainable=False, name="popular_items"),
+        tf.Variable(
+            np.asarray(popular_scores[:k], np.float32), trainable=False, name="popular_scores"
+        ),
+    )
 
 
 def popular_fallback(module, known, item_rows, scores):

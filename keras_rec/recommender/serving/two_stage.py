@@ -15,6 +15,7 @@ from keras_rec.recommender.serving.retrieval_serving import (
     csr_rows,
     ids_variable,
     popular_fallback,
+    popular_variables,
     row_splits,
     served_ids,
     unit_rows,
@@ -135,11 +136,8 @@ class TwoStageRecommender(tf.Module):
         self.item_titles = tf.Variable(
             [str(t) for t in item_titles], trainable=False, name="item_titles"
         )
-        self.popular_items = tf.Variable(
-            np.asarray(popular_items[:k], np.int64), trainable=False, name="popular_items"
-        )
-        self.popular_scores = tf.Variable(
-            np.asarray(popular_scores[:k], np.float32), trainable=False, name="popular_scores"
+        self.popular_items, self.popular_scores = popular_variables(
+            popular_items, popular_scores, k
         )
         if item_neighbors is None:
             item_neighbors = np.zeros((num_items, 1), np.int64)
