@@ -111,14 +111,14 @@ def recbole_available() -> bool:
     return os.path.exists(os.path.join(RECBOLE_VENV, "bin", "python"))
 
 
-def recbole_peer(config, model: str, figures) -> dict:
-    """RecBole's `model`: epochs chosen on validation, then refit on training + validation."""
+def recbole_peer(config, model: str, figures, epochs=RECBOLE_EPOCHS) -> dict:
+    """RecBole's `model`: `epochs` chosen on validation, then refit on training + validation."""
     from keras_rec.recommender.data.recommender_inputs import merge_validation, validation_view
     from keras_rec.recommender.stages.inputs import prepare_movielens_inputs
 
     _, inputs, _, _ = prepare_movielens_inputs(config)
     merged, view = merge_validation(inputs), validation_view(inputs)
-    on_validation = _recbole_run(inputs, view, model, RECBOLE_EPOCHS, config.seed, figures)
+    on_validation = _recbole_run(inputs, view, model, epochs, config.seed, figures)
     chosen = max(on_validation, key=lambda e: on_validation[e]["user_ndcg_at_10"])
     on_test = _recbole_run(merged, merged, model, (chosen,), config.seed, figures)
     return {
@@ -208,18 +208,29 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def temporal_quality(seeds, figures, mean_std, target_ratio: float, recbole: bool) -> dict:
-    """The temporal protocol over `seeds`: every model's test figures, ratios, choices."""
+def temporal_quality(
+    seeds,
+    figures,
+    mean_std,
+    target_ratio: float,
+    recbole_models=RECBOLE_MODELS,
+    recbole_epochs=RECBOLE_EPOCHS,
+    user_models=("mean", "sequence"),
+) -> dict:
+    """The temporal protocol over `seeds`: every model's test figures, ratios, choices.
+
+    `recbole_models` empty runs no RecBole peer; `user_models` are ours.
+    """
     base = deterministic_baselines(temporal_config(seeds[0]), figures)
     print("baselines", json.dumps(base, default=_plain), flush=True)
     runs = []
     for seed in seeds:
         config = temporal_config(seed)
         run = {"seed": seed, **base}
-        if recbole:
-            for model in RECBOLE_MODELS:
-                run[f"recbole_{model.lower()}"] = recbole_peer(config, model, figures)
-        for user_model in ("mean", "sequence"):
+        for model in recbole_models:
+            run[f"recbole_{model.lower()}"] = recbole_peer(config, model, figures, recbole_epochs)
+            print(model, json.dumps(run[f"recbole_{model.lower()}"], default=_plain), flush=True)
+        for user_model in user_models:
             result = ours(config, user_model, figures)
             run[f"ours_{user_model}"] = result["retrieval"]
             if result["two_stage"]:
@@ -229,7 +240,7 @@ def temporal_quality(seeds, figures, mean_std, target_ratio: float, recbole: boo
         # Ours: the user model with the better validation NDCG@10, then its two-stage
         # model if the re-ranker's held-out users chose it.
         user_model = max(
-            ("mean", "sequence"),
+            user_models,
             key=lambda m: run[f"ours_{m}"]["validation"]["user_ndcg_at_10"],
         )
         two_stage = run[f"ours_{user_model}_chosen"]["two_stage"]
@@ -262,6 +273,6 @@ def temporal_quality(seeds, figures, mean_std, target_ratio: float, recbole: boo
         "ratios_vs_strongest": ratios,
         "chosen_per_seed": [r["ours_chosen"]["model"] for r in runs],
         "targets_met": all(v >= target_ratio for v in ratios["ours_chosen"].values()),
-        "recbole": recbole,
+        "recbole": {"models": list(recbole_models), "epochs": list(recbole_epochs)},
         "runs": runs,
     }

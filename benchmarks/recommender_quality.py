@@ -356,6 +356,11 @@ def main() -> None:
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--protocol", choices=("random", "temporal"), default="random")
     parser.add_argument("--recbole", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--recbole-models", default="SASRec,GRU4Rec", help="temporal protocol")
+    parser.add_argument(
+        "--recbole-epochs", default="10,20,40,80", help="the epochs RecBole's peers choose from"
+    )
+    parser.add_argument("--user-models", default="mean,sequence", help="temporal protocol: ours")
     args = parser.parse_args()
 
     summary = {}
@@ -363,7 +368,15 @@ def main() -> None:
         from next_item_protocol import recbole_available, temporal_quality
 
         recbole = args.recbole == "on" or (args.recbole == "auto" and recbole_available())
-        summary = temporal_quality(args.seeds, _figures, mean_std, TARGET_RATIO, recbole)
+        summary = temporal_quality(
+            args.seeds,
+            _figures,
+            mean_std,
+            TARGET_RATIO,
+            recbole_models=args.recbole_models.split(",") if recbole else (),
+            recbole_epochs=tuple(int(e) for e in args.recbole_epochs.split(",")),
+            user_models=tuple(args.user_models.split(",")),
+        )
     elif not args.speed_only:
         summary = quality(args)
     if not args.skip_speed:
