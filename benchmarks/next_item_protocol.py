@@ -167,7 +167,8 @@ def _rank_scores(found, num_items: int):
     top = found["items"]
 
     def scores(rows):
-        block = np.full((len(rows), num_items), -1e9, np.float32)
+        # Items a peer did not rank are at -inf: they never count as hits.
+        block = np.full((len(rows), num_items), -np.inf, np.float32)
         for i, row in enumerate(rows):
             ranked = top[position[int(row)]]
             ranked = ranked[ranked >= 0]
@@ -201,6 +202,130 @@ def ours(config, user_model: str, figures) -> dict:
         "chosen": {"epochs": validation["chosen_epochs"], "two_stage": two_stage_wins},
         "seconds": round(seconds, 1),
     }
+
+
+COLD_START_FRACTION = 0.1
+
+
+def cold_start(config) -> dict:
+    """Cold items on the temporal protocol, answered by the served models.
+
+    `COLD_START_FRACTION` of the items (seeded by `config.seed`) leave
+    training entirely (`cold_start_split` on a time split): the test stays
+    each user's last 2 ratings, and the cold items' earlier ratings stay in
+    the users' histories, trained on by no model. Each user model is
+    trained (`k=200`: room for the items removed after) and its exports
+    answer every test user through TF Serving's Session loader: the
+    towers' `retrieval` by user id (what they know of a user is fixed at
+    training), the sequence model's
+    `retrieval` by user id (its stored latest *training* items) and
+    `next_items` given the user's last 50 ratings before the test, cold
+    items included. Every rating before the test is then removed from the
+    answer and the rest, in order, scored by `evaluate_retrieval` (an item
+    not answered is never a hit): `cold_start_*` counts only the cold test
+    items as relevant.
+    """
+    import pandas as pd
+
+    from keras_rec.recommender.data.recommender_inputs import merge_validation
+    from keras_rec.recommender.serving.next_items import PADDING_IDS
+    from keras_rec.recommender.stages.inputs import prepare_movielens_inputs
+    from keras_rec.recommender.train_recommender import train_recommender
+
+    config = dataclasses.replace(config, cold_start_fraction=COLD_START_FRACTION, k=200)
+    split, inputs, _, _ = prepare_movielens_inputs(config)
+    before = pd.concat([split.train, split.validation, split.history], ignore_index=True)
+    before = before.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    item_row = pd.Series(np.arange(inputs.num_items), index=inputs.item_ids)
+    user_row = pd.Series(np.arange(inputs.num_users), index=inputs.user_ids)
+    # Scored with every rating before the test known, so each is removed from the lists.
+    scored = dataclasses.replace(
+        merge_validation(inputs),
+        train_users=user_row.loc[before["user_id"]].to_numpy(np.int64),
+        train_items=item_row.loc[before["item_id"]].to_numpy(np.int64),
+        train_times=np.zeros(0, np.float64),
+    )
+    users = np.flatnonzero(np.bincount(scored.test_users, minlength=scored.num_users))
+    user_ids = inputs.user_ids[users]
+    recent = np.full((len(users), HISTORY), PADDING_IDS["int64"], np.int64)
+    for i, items in enumerate(before.groupby("user_id")["item_id"].apply(list).loc[user_ids]):
+        latest = items[-HISTORY:]
+        recent[i, HISTORY - len(latest) :] = latest
+    requests = {"retrieval": {"user_id": user_ids}, "next_items": {"recent_item_ids": recent}}
+    result = {"cold_items": int(len(inputs.cold_items)), "users": int(len(users))}
+    for user_model in ("mean", "sequence"):
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            summary = train_recommender(
+                dataclasses.replace(config, output_dir=out, user_model=user_model)
+            )
+            run = {
+                "pipeline": {k: v for k, v in summary.items() if k.startswith("cold_start")},
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+            for export in ("retrieval", "next_items"):
+                model_dir = os.path.join(out, export)  # output_dir is the exports' base
+                if not os.path.isdir(model_dir):
+                    continue
+                found = _served_top(model_dir, requests[export])
+                rows = item_row.reindex(found.ravel()).fillna(-1).to_numpy(np.int64)
+                ranked = {"users": users, "items": rows.reshape(found.shape)}
+                run[export] = _cold_figures(evaluate_retrieval_of(ranked, scored, users))
+        result[user_model] = run
+        print("cold start", user_model, json.dumps(run, default=_plain), flush=True)
+    return result
+
+
+def temporal_cold_start(seeds, mean_std) -> dict:
+    """`cold_start` over `seeds` (each seed its own cold items): every figure's mean and std."""
+    runs = [cold_start(temporal_config(seed)) for seed in seeds]
+    table = {}
+    for user_model in ("mean", "sequence"):
+        for part in ("pipeline", "retrieval", "next_items"):
+            if part in runs[0][user_model]:
+                table[f"{user_model}.{part}"] = {
+                    key: mean_std([r[user_model][part][key] for r in runs])
+                    for key in runs[0][user_model][part]
+                }
+    return {
+        "protocol": "leave-last-out(last=2 per user)+validation(last=1 per user)"
+        f"+cold_items(fraction={COLD_START_FRACTION})",
+        "seeds": list(seeds),
+        "table": table,
+        "runs": runs,
+    }
+
+
+def _cold_figures(metrics: dict) -> dict:
+    keys = (
+        "user_recall_at_10", "user_recall_at_100", "user_ndcg_at_10", "cold_start_recall_at_10",
+        "cold_start_recall_at_100", "cold_start_ndcg_at_10", "cold_start_evaluated_users",
+    )  # fmt: skip
+    return {key: metrics[key] for key in keys if key in metrics}
+
+
+HISTORY = 50  # the recent items a next_items request carries (the default --max-history)
+
+
+def _served_top(model_dir: str, request: dict) -> np.ndarray:
+    """Raw item ids `[U, K]`: the latest version of `model_dir`, through the Session loader."""
+    from keras_rec.serving.fresh_process import answer_in_fresh_process
+    from keras_rec.serving.model_layout import version_dirs
+
+    version = os.path.join(model_dir, list(version_dirs(model_dir).values())[-1])
+    answered = answer_in_fresh_process(
+        version, {"all": ("serving_default", request)}, loaders=("session",)
+    )
+    if answered["errors"].get("session"):
+        raise RuntimeError(f"{version} did not answer: {answered['errors']['session']}")
+    return np.asarray(answered["answers"]["session"]["all"]["item_ids"])
+
+
+def evaluate_retrieval_of(ranked: dict, scored, users) -> dict:
+    """`evaluate_retrieval` of ranked item rows per user (`_rank_scores`), on `users`."""
+    from keras_rec.recommender.evaluation.retrieval_evaluation import evaluate_retrieval
+
+    return evaluate_retrieval(_rank_scores(ranked, scored.num_items), scored, users=users)
 
 
 def _plain(value):

@@ -36,7 +36,12 @@ over 100k and 1M synthetic 128-d item vectors, one query and batches of
 ratings by time are the test; Markov, EASE, item-kNN, popularity and
 RecBole's SASRec and GRU4Rec against `--user-model mean` and `sequence`):
 see `next_item_protocol.py`. `--recbole off` leaves RecBole out (default:
-run it when its venv exists, `benchmarks/recbole_env.sh`).
+run it when its venv exists, `benchmarks/recbole_env.sh`);
+`--recbole-models`, `--recbole-epochs` and `--user-models` run a part of it.
+`--protocol temporal-cold`: cold items on that protocol (10% of the items out
+of training, their earlier ratings left in the users' histories), the towers'
+`retrieval` and the sequence model's `retrieval` and `next_items` answered
+through TF Serving's Session loader (`next_item_protocol.cold_start`).
 
 Ends with one JSON line.
 """
@@ -354,7 +359,12 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
-    parser.add_argument("--protocol", choices=("random", "temporal"), default="random")
+    parser.add_argument(
+        "--protocol",
+        choices=("random", "temporal", "temporal-cold"),
+        default="random",
+        help="temporal-cold: cold items on the temporal protocol, through the served models",
+    )
     parser.add_argument("--recbole", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--recbole-models", default="SASRec,GRU4Rec", help="temporal protocol")
     parser.add_argument(
@@ -364,7 +374,11 @@ def main() -> None:
     args = parser.parse_args()
 
     summary = {}
-    if args.protocol == "temporal" and not args.speed_only:
+    if args.protocol == "temporal-cold" and not args.speed_only:
+        from next_item_protocol import temporal_cold_start
+
+        summary = temporal_cold_start(args.seeds, mean_std)
+    elif args.protocol == "temporal" and not args.speed_only:
         from next_item_protocol import recbole_available, temporal_quality
 
         recbole = args.recbole == "on" or (args.recbole == "auto" and recbole_available())

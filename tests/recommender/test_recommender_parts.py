@@ -126,6 +126,10 @@ def test_metrics_by_hand():
     assert top_k_categorical_accuracy(scores, [0, 1], [2, 0], k=4) == 1.0
     pop = popularity_scores(np.array([3, 3, 1]), num_items=4, num_users=2)
     np.testing.assert_array_equal(pop[1], [0, 1, 0, 2])
+    # A short ranked list (the rest at -inf, e.g. a served top-K): slots past it never hit.
+    short = np.array([[5.0, -np.inf, -np.inf, -np.inf]])
+    assert per_user_metrics(short, [[2]], ks=(4,))["recall_at_4"] == 0.0
+    assert per_user_metrics(short, [[0]], ks=(4,))["recall_at_4"] == 1.0
 
 
 def test_ranker_binary_and_rating():

@@ -161,6 +161,31 @@ def test_next_item_model_learns_what_comes_next(loss):
     assert np.argmax(queries @ items.T, axis=1).tolist() == [5, 11]
 
 
+def test_the_full_softmax_leaves_out_items_never_trained_on():
+    # Item 5 has no training interaction (id input 0): it is no negative of any step.
+    model = _next_item_model("softmax")
+    id_index = np.arange(1, ITEMS + 1)
+    id_index[5] = 0
+    model.set_items(np.asarray(model.item_embeddings), id_index)
+    history = np.array([[PADDING_ROW, 1, 2, 3], [6, 7, 8, 9]])
+    targets = np.array([[PADDING_ROW, 2, 3, 4], [7, 8, 9, 10]])
+    x = {"history": history, "targets": targets}
+    loss = float(model.compute_loss(x, y_pred=model(x), training=False))
+
+    queries = np.asarray(model(x))
+    items = np.asarray(model.item_vectors())
+    kept = np.flatnonzero(id_index > 0)
+    valid = targets >= 0
+    logits = queries[valid] @ items[kept].T / model.temperature
+    labels = np.searchsorted(kept, targets[valid])
+    log_norm = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+    expected = np.mean(log_norm - logits[np.arange(len(labels)), labels])
+    expected += sum(float(extra) for extra in model.losses)  # the towers' regularization
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    model.set_items(np.asarray(model.item_embeddings), np.arange(1, ITEMS + 1))
+    assert float(model.compute_loss(x, y_pred=model(x), training=False)) > loss + 1e-3
+
+
 def test_next_item_model_config_round_trip_and_errors():
     from keras_rec.recommender.layers.next_item_model import NextItemModel
 

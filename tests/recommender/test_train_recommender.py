@@ -256,6 +256,21 @@ def test_tfrs_protocol_split_and_cold_items(movielens_dir):
     assert len(cold.train) + len(cold.test) == 100_000
 
 
+def test_cold_items_of_a_time_split_stay_in_the_histories_not_in_the_test(movielens_dir):
+    import keras_rec
+    from keras_rec.recommender.data.interactions import time_split
+
+    ratings = keras_rec.data.movielens_100k(path=movielens_dir).ratings
+    base = time_split(ratings, "leave-last-out", 0.2, 2)
+    cold = cold_start_split(ratings, np.arange(1, 1683), fraction=0.1, seed=0, base=base)
+    pd.testing.assert_frame_equal(cold.test, base.test)  # still each user's last 2
+    assert cold.test["item_id"].isin(cold.cold_item_ids).any()
+    assert not cold.train["item_id"].isin(cold.cold_item_ids).any()
+    assert cold.history["item_id"].isin(cold.cold_item_ids).all()
+    assert len(cold.train) + len(cold.history) == len(base.train)
+    assert cold.summary()["history_only"] == len(cold.history) > 0
+
+
 def _synthetic_inputs(num_users=8, num_items=12, pairs=96, dim=6, seed=0):
     from keras_rec.recommender.data.recommender_inputs import RecommenderInputs, history_embeddings
 

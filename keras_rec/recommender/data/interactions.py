@@ -25,6 +25,10 @@ class InteractionSplit:
         protocol: str. How the split was made.
         validation: `pandas.DataFrame` or None. Interactions carved out of
             training to choose epochs and hyperparameters (never the test).
+        history: `pandas.DataFrame` or None. Interactions before the test
+            that no model trains on and no metric scores: a time split's
+            interactions with its cold items (`cold_start_split`). A served
+            next-item model reads them as the user's recent items.
     """
 
     train: pd.DataFrame
@@ -32,6 +36,7 @@ class InteractionSplit:
     cold_item_ids: np.ndarray
     protocol: str
     validation: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, object]:
         return {
@@ -40,6 +45,7 @@ class InteractionSplit:
             "validation": 0 if self.validation is None else len(self.validation),
             "test": len(self.test),
             "cold_items": len(self.cold_item_ids),
+            "history_only": 0 if self.history is None else len(self.history),
         }
 
 
@@ -175,10 +181,14 @@ def cold_start_split(
 ) -> InteractionSplit:
     """Holds `fraction` of the items out of training entirely.
 
-    Every interaction with a held-out item leaves the training rows; the
-    test rows are `base`'s test rows plus all interactions with held-out
-    items. An ID-only model cannot score those items (their ids never
-    trained); a text-based tower can, since their vectors come from text.
+    Every interaction with a held-out item leaves the training rows. With
+    a random split (TFRS's), the test rows are `base`'s test rows plus all
+    interactions with held-out items. With a time split (leave-last-out,
+    temporal) the test stays what came last: its held-out items are the
+    cold targets, and their earlier interactions become `history` (what a
+    user did before the test, with items no model was trained on). An
+    ID-only model cannot score those items (their ids never trained); a
+    text-based tower can, since their vectors come from text.
 
     Args:
         ratings: the interactions.
@@ -196,10 +206,12 @@ def cold_start_split(
         rng.choice(item_ids, size=max(1, int(round(len(item_ids) * fraction))), replace=False)
     )
     in_train = base.train["item_id"].isin(cold)
-    test = pd.concat([base.test, base.train.loc[in_train]], ignore_index=True)
+    by_time = base.protocol.startswith(("leave-last-out", "temporal"))
+    held = base.train.loc[in_train].reset_index(drop=True)
     return InteractionSplit(
         train=base.train.loc[~in_train].reset_index(drop=True),
-        test=test,
+        test=base.test if by_time else pd.concat([base.test, held], ignore_index=True),
         cold_item_ids=cold,
         protocol=f"{base.protocol}+cold_items(fraction={fraction}, seed={seed})",
+        history=held if by_time else None,
     )

@@ -75,7 +75,9 @@ class RankingSums:
         discounts = 1.0 / np.log2(np.arange(2, max_k + 2))
         for row, position in enumerate(with_items):
             wanted = np.unique(np.asarray(relevant[rows[position]], np.int64))
-            hits = np.isin(top[row], wanted).astype(float)
+            # An item at -inf (removed, or never ranked) fills a slot but is never a hit.
+            ranked = np.isfinite(block[position, top[row]])
+            hits = (np.isin(top[row], wanted) & ranked).astype(float)
             for k in self.ks:
                 self.sums[f"recall_at_{k}"] += hits[:k].sum() / len(wanted)
                 ideal = discounts[: min(len(wanted), k)].sum()

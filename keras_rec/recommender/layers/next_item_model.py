@@ -24,6 +24,10 @@ def sequence_queries(encoder, history_vectors, valid, training=False, last_only=
     return ops.normalize(states, axis=-1)
 
 
+# The training logit of an item with no training interaction (out of the full softmax).
+UNTRAINED_LOGIT = -1e9
+
+
 @keras.saving.register_keras_serializable(package="keras_rec")
 class NextItemModel(keras.Model):
     """Scores every item as the next one after a user's recent items (SASRec-style).
@@ -36,7 +40,11 @@ class NextItemModel(keras.Model):
     every position of every window at once:
 
     - `loss="softmax"`: cross-entropy over the whole catalogue (every item
-      vector computed each step: for catalogues that fit);
+      vector computed each step: for catalogues that fit). Items without
+      a training interaction (id input 0: held-out or newly added items)
+      are left out: never a target, they would only ever be pushed down
+      as negatives, below every trained item, and could not be
+      recommended once they arrive (cold start);
     - `loss="sampled_softmax"`: over the batch's target items only, with
       log-Q correction (`item_log_q`: the log share of training steps
       that target each item) and accidental hits removed, so a step costs
@@ -167,6 +175,8 @@ class NextItemModel(keras.Model):
         if self.loss_name == "softmax":
             items = self.item_vectors(training=training)
             logits = ops.matmul(queries, ops.transpose(items)) / self.temperature
+            trained = ops.greater(self.item_id_index, 0)[None, :]
+            logits = ops.where(trained, logits, ops.full_like(logits, UNTRAINED_LOGIT))
             labels = targets
         else:
             (items, log_q, keys), first = gather_from_replicas(
