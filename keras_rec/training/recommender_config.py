@@ -117,6 +117,9 @@ class RecommenderTrainingConfig(RunConfig):
             to `FULL_SOFTMAX_MAX_ITEMS` items, sampled softmax with log-Q
             correction beyond), `"softmax"` or `"sampled_softmax"`.
         sequence_temperature: float. Divides its cosine logits.
+        sequence_time_gaps: bool. The sequence model also reads the time
+            since each item's predecessor (bucketed log seconds; needs
+            timestamps); `next_items` then takes `recent_timestamps`.
         mlflow_experiment: str. MLflow experiment name.
 
     The run settings (`seed`, `output_dir`, `cache`, `distribute`, `target`,
@@ -227,6 +230,11 @@ class RecommenderTrainingConfig(RunConfig):
         choices=("auto", *SEQUENCE_LOSSES),
     )
     sequence_temperature: float = 0.1
+    sequence_time_gaps: bool = flag(
+        False,
+        "the sequence model also reads the time between consecutive items (bucketed log "
+        "seconds; needs timestamps; `next_items` then takes `recent_timestamps`)",
+    )
     mlflow_experiment: str = "keras_rec-recommender"
 
 
@@ -242,6 +250,16 @@ def check_recommender_config(config: RecommenderTrainingConfig) -> None:
     if config.user_model not in USER_MODELS:
         raise ValueError(
             f"`user_model` must be one of {USER_MODELS}. Received: {config.user_model!r}"
+        )
+    if config.sequence_time_gaps and config.user_model != "sequence":
+        raise ValueError(
+            "`sequence_time_gaps` is an input of the sequence model: it needs "
+            f"`user_model='sequence'`. Received: user_model={config.user_model!r}"
+        )
+    if config.sequence_time_gaps and config.interactions and not config.timestamp_column:
+        raise ValueError(
+            "`sequence_time_gaps` needs the time of each interaction: pass `timestamp_column` "
+            "(`--timestamp-column`)."
         )
     if not 0.0 < config.index_recall <= 1.0:
         raise ValueError(f"`index_recall` must be in (0, 1]. Received: {config.index_recall!r}")

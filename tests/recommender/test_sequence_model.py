@@ -113,7 +113,7 @@ def test_encoder_rejects_bad_settings():
         CausalSequenceEncoder(4, num_heads=3)(np.zeros((1, 4, DIM), "float32"), np.ones((1, 4)))
 
 
-def _next_item_model(loss: str, max_history: int = 4):
+def _next_item_model(loss: str, max_history: int = 4, time_gaps: bool = False):
     import keras
 
     from keras_rec.recommender.layers.next_item_model import NextItemModel
@@ -125,7 +125,7 @@ def _next_item_model(loss: str, max_history: int = 4):
     )
     model = NextItemModel(
         tower, ITEMS, DIM, max_history=max_history, num_layers=1, num_heads=2, dropout=0.0,
-        temperature=0.1, loss=loss, seed=3,
+        temperature=0.1, loss=loss, time_gaps=time_gaps, seed=3,
     )  # fmt: skip
     rng = np.random.default_rng(0)
     model.set_items(
@@ -133,7 +133,8 @@ def _next_item_model(loss: str, max_history: int = 4):
         np.arange(1, ITEMS + 1),
         np.full(ITEMS, -np.log(ITEMS)),
     )
-    model({"history": np.full((1, max_history), PADDING_ROW)})
+    empty = np.full((1, max_history), PADDING_ROW)
+    model({"history": empty, "gaps": np.zeros_like(empty)})
     return model
 
 
@@ -263,6 +264,7 @@ def test_user_queries_read_training_items_only_until_the_refit():
         """A stand-in model whose query is a one-hot of the latest item read."""
 
         max_history = 3
+        time_gaps = False
 
         def item_vectors(self, training=False):
             return np.eye(4, dtype="float32")
@@ -285,3 +287,100 @@ def test_user_queries_read_training_items_only_until_the_refit():
     assert int(np.argmax(queries[0])) == 1  # item 1, not the validation item 3
     queries, _ = sequence_vectors(LatestItem(), merge_validation(inputs))
     assert int(np.argmax(queries[0])) == 3  # after the refit it is history
+
+
+def test_time_gaps_are_bucketed_alike_in_training_and_in_the_served_graph():
+    import tensorflow as tf
+
+    from keras_rec.recommender.data.user_sequences import gap_bucket, time_gap_buckets
+    from keras_rec.recommender.serving.next_items import served_gap_buckets
+
+    edges = [2**p + d for p in range(31) for d in (-1, 0, 1)]
+    gaps = np.array([0, -5, *edges, 2**40], np.int64)
+    times = np.cumsum(np.concatenate([[10**9], np.maximum(gaps, 0)]))[None, :]
+    valid = tf.ones(times.shape, tf.bool)
+    served = served_gap_buckets(tf.constant(times, tf.int64), valid).numpy()[0]
+    assert served[0] == 0  # the oldest item read has no gap
+    np.testing.assert_array_equal(served[1:], gap_bucket(np.maximum(gaps, 0)))
+    assert gap_bucket([0, 1, 2, 3, 4, 2**29, 2**40]).tolist() == [1, 2, 3, 3, 4, 31, 31]
+    # Per user, in time order (ties by item), the first item without a gap.
+    lists = time_gap_buckets([0, 0, 0, 1, 1], [3, 1, 2, 5, 6], [10, 10, 100, 7, 7.9], 2)
+    assert [list(lists[0]), list(lists[1])] == [[0, 1, 8], [0, 1]]
+    with pytest.raises(ValueError, match="timestamp"):
+        time_gap_buckets([0, 1], [0, 1], None, 2)
+
+
+def test_the_sequence_model_learns_what_a_time_gap_says():
+    import keras
+
+    from keras_rec.recommender.data.user_sequences import time_gap_buckets
+    from keras_rec.recommender.stages.sequence import window_examples, window_gaps
+
+    # After an item that came seconds after the one before, the next is item + 1;
+    # after one that came a day later, item + 3. Only the gaps tell them apart.
+    rng = np.random.default_rng(0)
+    users, items, times = [], [], []
+    for user in range(96):
+        item, now = int(rng.integers(ITEMS)), 10**9
+        for step in range(10):
+            long_gap = step > 0 and bool(rng.integers(2))
+            now += 86_400 if long_gap else 5
+            users.append(user), items.append(item), times.append(now)
+            item = (item + (3 if long_gap else 1)) % ITEMS
+    sequences = time_ordered_items(users, items, times, 96)
+    windows = training_windows(sequences, 4)
+    gaps = window_gaps(training_windows(time_gap_buckets(users, items, times, 96), 4), windows)
+    model = _next_item_model("softmax", time_gaps=True)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    examples = window_examples(windows, gaps)
+    model.fit(examples.gather(np.arange(len(windows))), batch_size=16, epochs=40, verbose=0)
+    short, long = 4, 18  # buckets of 5 s and of a day
+    history = np.array([[2, 3, 4, 5], [2, 3, 4, 5]])
+    queries = np.asarray(
+        model(
+            {
+                "history": history,
+                "gaps": np.array([[0, short, short, short], [0, short, short, long]]),
+            }
+        )
+    )
+    assert np.argmax(queries[:, -1] @ np.asarray(model.item_vectors()).T, axis=1).tolist() == [6, 8]
+
+
+def test_next_items_reads_recent_timestamps_as_training_does(tmp_path):
+    import tensorflow as tf
+
+    from keras_rec.recommender.serving.next_items import NextItems
+
+    model = _next_item_model("softmax", max_history=3, time_gaps=True)
+    model.gap_embedding.embeddings.assign(
+        np.random.default_rng(1).normal(size=model.gap_embedding.embeddings.shape)
+    )
+    item_vectors = np.asarray(model.item_vectors())
+    served = NextItems(
+        model.encoder, item_vectors, np.arange(ITEMS), [f"t{i}" for i in range(ITEMS)], k=4,
+        popular_items=np.arange(ITEMS), popular_scores=np.ones(ITEMS),
+        gap_table=model.gap_table(),
+    )  # fmt: skip
+    # An unknown id (99) between two known ones: the gap runs from the known one before.
+    request = {
+        "recent_item_ids": np.array([[1, 99, 2, 3], [5, 6, 7, 8]], np.int64),
+        "recent_timestamps": np.array([[100, 150, 200, 10_000], [0, 1, 3, 3]], np.int64),
+    }
+    answer = served.serve(**{k: tf.constant(v) for k, v in request.items()})
+    gaps = np.array([[0, 8, 15], [0, 3, 1]])  # 100 s, 9,800 s; 2 s, 0 s (the oldest: none)
+    histories = np.array([[1, 2, 3], [6, 7, 8]])
+    queries = np.asarray(model({"history": histories, "gaps": gaps}))[:, -1]
+    expected = queries @ item_vectors.T
+    expected[np.arange(2)[:, None], histories] = -np.inf
+    assert answer["item_ids"].numpy().tolist() == np.argsort(-expected)[:, :4].tolist()
+    result = export(
+        served, tmp_path, "next_items", examples=request,
+        signatures={"serving_default": served.serve}, chief=True,
+    )  # fmt: skip
+    answered = answer_in_fresh_process(
+        result.path, {"request": ("serving_default", request)}, loaders=("session",)
+    )
+    assert not answered["errors"]["session"]
+    got = answered["answers"]["session"]["request"]["item_ids"]
+    np.testing.assert_array_equal(got, answer["item_ids"].numpy())

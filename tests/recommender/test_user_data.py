@@ -105,7 +105,7 @@ def _run(root, name, *flags, hub_dir=None):
 @pytest.fixture(scope="module")
 def leave_last_out_run(shop, tiny_hub_dir):
     """The issue's command: string ids, a template, leave-last-out, a validation split; the
-    sequence model (`--user-model sequence`) as the user model."""
+    sequence model (`--user-model sequence`) as the user model, reading time gaps."""
     root = shop["root"]
     return _run(
         root,
@@ -124,6 +124,7 @@ def leave_last_out_run(shop, tiny_hub_dir):
         "--user-model", "sequence",
         "--max-history", "8",
         "--sequence-epochs", "2",
+        "--sequence-time-gaps",
         hub_dir=tiny_hub_dir,
     )  # fmt: skip
 
@@ -175,7 +176,7 @@ def served(shop, leave_last_out_run, temporal_run):
     # The sequence model's `next_items`: a user's recent ids, with padding and unknown ids.
     models["next_items"] = (
         leave_last_out_run["exports"]["next_items"],
-        {"ask": ("serving_default", {"recent_item_ids": _recent_items(interactions, 0)})},
+        {"ask": ("serving_default", _recent_request(interactions, 0))},
     )
     answered = answer_each_in_fresh_process(models, ["session"])
     for name, report in answered.items():
@@ -183,24 +184,28 @@ def served(shop, leave_last_out_run, temporal_run):
     return {name: report["answers"]["session"]["ask"] for name, report in answered.items()}
 
 
-def _recent_items(interactions, row: int, new_item: str | None = None) -> np.ndarray:
-    """`[4, 6]` recent item ids of the user of interaction `row`: their last 3 (padded with
-    ""), the same with two unknown ids among them, only unknown ids, only padding. With
-    `new_item`, it is the latest item of the first two rows."""
+def _recent_request(interactions, row: int, new_item: str | None = None) -> dict:
+    """A `next_items` request of `[4, 6]` recent item ids and their timestamps for the user of
+    interaction `row`: their last 3 (padded with ""), the same with two unknown ids among
+    them, only unknown ids, only padding. With `new_item`, it is the latest item of the
+    first two rows, a minute after the one before."""
     user = interactions["user_code"].iloc[row]
     mine = interactions[interactions["user_code"] == user].sort_values("ts", kind="stable")
-    last = mine["item_code"].iloc[-3:].tolist()
+    last, times = mine["item_code"].iloc[-3:].tolist(), mine["ts"].iloc[-3:].tolist()
     if new_item:
-        last = [*last[1:], new_item]
-    return np.array(
-        [
-            ["", "", "", *last],
-            ["nope", last[0], "", last[1], "m99999x", last[2]],
-            ["", "", "", "", "nope", "m99999x"],
-            [""] * 6,
-        ],
-        object,
-    )
+        last, times = [*last[1:], new_item], [*times[1:], times[-1] + 60]
+    ids = [
+        ["", "", "", *last],
+        ["nope", last[0], "", last[1], "m99999x", last[2]],
+        ["", "", "", "", "nope", "m99999x"],
+        [""] * 6,
+    ]
+    # Unknown ids and padding carry any time: they are dropped before gaps are taken.
+    stamps = [[0, 0, 0, *times], [5, times[0], 0, times[1], 7, times[2]], [0] * 6, [0] * 6]
+    return {
+        "recent_item_ids": np.array(ids, object),
+        "recent_timestamps": np.array(stamps, np.int64),
+    }
 
 
 def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, leave_last_out_run, served):
@@ -217,6 +222,7 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, leave_last_out_run,
     )
     assert "user_tower" in summary["exports_skipped"]
     assert summary["report"]["config"]["user_model"] == "sequence"
+    assert summary["report"]["config"]["sequence_time_gaps"] is True
     assert "val_loss" in summary["report"]["history"]
     assert 0 < summary["validation"]["retrieval"]["user_recall_at_100"] <= 1
     # `--ranker-task rating`: the ranker regresses the shop's stars, beside the mean's error.
@@ -239,7 +245,7 @@ def test_leave_last_out_on_parquet_and_a_csv_catalogue(shop, leave_last_out_run,
     assert not train_items & set(returned)
     # `next_items`: unknown ids and padding are ignored wherever they sit, the given items
     # are never returned, and a request with no known id gets the popular items.
-    recent = _recent_items(interactions, 0)
+    recent = _recent_request(interactions, 0)["recent_item_ids"]
     answer = served["next_items"]
     assert answer["used_items"].tolist() == [3, 3, 0, 0]
     np.testing.assert_array_equal(answer["item_ids"][0], answer["item_ids"][1])
@@ -268,9 +274,9 @@ def test_add_items_to_next_items_serves_a_new_item_and_reads_it_in_histories(
     for name in ("next_items", "item_tower"):
         shutil.copytree(os.path.dirname(exports[name]), base / name)
     interactions, items = shop["interactions"], shop["items"]
-    first = _recent_items(interactions, 0)
+    first = _recent_request(interactions, 0)
     answered = answer_each_in_fresh_process(
-        {"v1": (exports["next_items"], {"ask": ("serving_default", {"recent_item_ids": first})})},
+        {"v1": (exports["next_items"], {"ask": ("serving_default", first)})},
         ["session"],
     )["v1"]
     top = answered["answers"]["session"]["ask"]["item_ids"][0][0].decode()
@@ -283,14 +289,14 @@ def test_add_items_to_next_items_serves_a_new_item_and_reads_it_in_histories(
     )
     assert added["added_items"] == 1 and added["path"].endswith("next_items/2")
     assert added["items"] == len(items) + 1
-    recent = _recent_items(interactions, 0, new_item="m99001")
+    recent = _recent_request(interactions, 0, new_item="m99001")
     answers = answer_each_in_fresh_process(
         {
             "v2": (
                 added["path"],
                 {
-                    "before": ("serving_default", {"recent_item_ids": first}),
-                    "with_new": ("serving_default", {"recent_item_ids": recent}),
+                    "before": ("serving_default", first),
+                    "with_new": ("serving_default", recent),
                 },
             )
         },

@@ -8,9 +8,16 @@ from keras_rec.recommender.data.user_item_lists import UserItemLists
 
 # The item row that pads a window (and an unknown item at serving).
 PADDING_ROW = -1
+# Time gaps (`--sequence-time-gaps`): the gap between an item and the one before
+# it, in seconds, falls in bucket 1 + (how many of these powers of two it reaches):
+# 1 for 0 s, 2 for 1 s, 3 for 2-3 s, ... 31 from 2**29 s (17 years). Bucket 0: no
+# item before it (a user's first item, padding). Integer comparisons, so the
+# served graph buckets exactly as training does.
+TIME_GAP_BOUNDARIES = tuple(2**power for power in range(30))
+TIME_GAP_BUCKETS = len(TIME_GAP_BOUNDARIES) + 2
 
 
-def time_ordered_items(users, items, times, num_users: int) -> UserItemLists:
+def time_ordered_items(users, items, times, num_users: int, values=None) -> UserItemLists:
     """Each user's item rows ordered by time, ties broken by item row.
 
     Args:
@@ -19,9 +26,12 @@ def time_ordered_items(users, items, times, num_users: int) -> UserItemLists:
         times: numeric array `[P]` (e.g. Unix seconds), or empty / None:
             then the interactions keep the order given (file order).
         num_users: int.
+        values: optional int array `[P]` to list instead of the items, in
+            the same order (e.g. each interaction's time).
 
     Returns:
-        `UserItemLists` whose row `u` is user `u`'s items, oldest first.
+        `UserItemLists` whose row `u` is user `u`'s items (or `values`),
+        oldest first.
     """
     users = np.asarray(users, np.int64)
     items = np.asarray(items, np.int64)
@@ -35,7 +45,48 @@ def time_ordered_items(users, items, times, num_users: int) -> UserItemLists:
                 f"Received shape: {times.shape}"
             )
         order = np.lexsort((items, times, users))
-    return UserItemLists(users[order], items[order], num_users)
+    listed = items if values is None else np.asarray(values, np.int64)
+    return UserItemLists(users[order], listed[order], num_users)
+
+
+def time_gap_buckets(users, items, times, num_users: int) -> UserItemLists:
+    """Each user's time-gap buckets, in the order of `time_ordered_items`.
+
+    Entry `t` of user `u` is the bucket (`gap_bucket`) of the seconds between
+    the user's item `t` and item `t - 1`, and 0 for their first item, so
+    `training_windows` and `latest_items` cut it exactly as the items.
+
+    Args:
+        users, items: int arrays `[P]`, as for `time_ordered_items`.
+        times: numeric array `[P]`, in seconds (required).
+        num_users: int.
+    """
+    users = np.asarray(users, np.int64)
+    if times is None or len(times) != len(users):
+        raise ValueError(
+            "Time gaps need one timestamp per interaction (e.g. `--timestamp-column`). "
+            f"Received {0 if times is None else len(times)} for {len(users)} interactions."
+        )
+    seconds = time_ordered_items(users, items, times, num_users, values=whole_seconds(times))
+    first = np.zeros(len(seconds.items), bool)
+    first[seconds.splits[:-1][seconds.lengths() > 0]] = True
+    gaps = np.diff(seconds.items, prepend=seconds.items[:1])
+    return UserItemLists(
+        np.repeat(np.arange(num_users), seconds.lengths()),
+        np.where(first, 0, gap_bucket(gaps)),
+        num_users,
+    )
+
+
+def whole_seconds(times) -> np.ndarray:
+    """int64 seconds of `times` (floored), as a `next_items` request carries them."""
+    return np.floor(np.asarray(times, np.float64)).astype(np.int64)
+
+
+def gap_bucket(seconds) -> np.ndarray:
+    """int64 bucket (1 .. `TIME_GAP_BUCKETS` - 1) of gaps in whole seconds (negative: as 0)."""
+    boundaries = np.asarray(TIME_GAP_BOUNDARIES, np.int64)
+    return 1 + np.searchsorted(boundaries, np.asarray(seconds, np.int64), side="right")
 
 
 def training_windows(sequences: UserItemLists, max_history: int) -> np.ndarray:

@@ -144,6 +144,7 @@ def _next_items(source: str, tables: dict, index, new_vectors, item_ids, titles)
         popular_items=tables["popular_items"],
         popular_scores=tables["popular_scores"],
         index=index,
+        gap_table=tables.get("time_gap_vectors"),
     )
     padding = PADDING_IDS["string" if item_ids.dtype == object else "int64"]
     examples = {
@@ -151,6 +152,8 @@ def _next_items(source: str, tables: dict, index, new_vectors, item_ids, titles)
             [[item_ids[0], item_ids[old_count]], [padding, item_ids[-1]]], dtype=item_ids.dtype
         )
     }
+    if model.gap_vectors is not None:  # two clicks 5 minutes apart
+        examples["recent_timestamps"] = np.array([[0, 300], [0, 300]], np.int64)
 
     def recheck(recorded):
         if recorded.get("index") != "ivf":

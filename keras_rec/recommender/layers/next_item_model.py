@@ -8,6 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_rec.recommender.data.user_sequences import TIME_GAP_BUCKETS
 from keras_rec.recommender.layers.causal_sequence_encoder import CausalSequenceEncoder
 from keras_rec.recommender.layers.two_tower_retrieval import (
     gather_from_replicas,
@@ -61,13 +62,18 @@ class NextItemModel(keras.Model):
         num_layers, num_heads, dropout: the encoder's.
         temperature: float. Divides the cosine logits.
         loss: str. One of `SEQUENCE_LOSSES`.
+        time_gaps: bool. Add to each item's vector a learned embedding of
+            the time since the item before it (`"gaps"`, bucketed log
+            seconds: `time_gap_buckets`).
         seed: int or None.
 
     Call arguments:
         inputs: dict with `"history"` int64 `[B, max_history]` item rows,
             left-padded with -1 (rows outside the catalogue count as
-            padding); for training also `"targets"` `[B, max_history]`, the
-            next item row after each position (-1: none).
+            padding); with `time_gaps`, `"gaps"` int64 `[B, max_history]`,
+            each position's gap bucket (0: none); for training also
+            `"targets"` `[B, max_history]`, the next item row after each
+            position (-1: none).
 
     Returns:
         float `[B, max_history, D]` unit query vectors (the last position's
@@ -85,6 +91,7 @@ class NextItemModel(keras.Model):
         dropout: float = 0.2,
         temperature: float = 0.05,
         loss: str = "softmax",
+        time_gaps: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
@@ -105,10 +112,20 @@ class NextItemModel(keras.Model):
         self.dropout = float(dropout)
         self.temperature = float(temperature)
         self.loss_name = loss
+        self.time_gaps = bool(time_gaps)
         self.seed = seed
         self.encoder = CausalSequenceEncoder(
             max_history, num_layers, num_heads, dropout=dropout, seed=seed, name="encoder"
         )
+        self.gap_embedding = None
+        if self.time_gaps:
+            self.gap_embedding = keras.layers.Embedding(
+                TIME_GAP_BUCKETS,
+                item_tower.output_shape[-1],
+                embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                name="time_gaps",
+            )
+            self.gap_embedding.build((None, max_history))
         self.item_embeddings = self.add_weight(
             shape=(num_items, embedding_dim),
             initializer="zeros",
@@ -160,9 +177,26 @@ class NextItemModel(keras.Model):
         """Unit query vectors `[B, L, D]` of item vectors `[B, L, D]` (valid `[B, L]`)."""
         return sequence_queries(self.encoder, history_vectors, valid, training=training)
 
-    def call(self, inputs, training=False):
+    def history_vectors(self, inputs, training=False):
+        """`(valid [B, L], vectors [B, L, D])`: what the encoder reads for `inputs`' history."""
         valid, rows = self.valid_rows(inputs["history"])
-        return self.queries(self.item_vectors(rows, training=training), valid, training=training)
+        vectors = self.item_vectors(rows, training=training)
+        if self.time_gaps:
+            if "gaps" not in inputs:
+                raise ValueError("This model was built with `time_gaps`: `inputs` needs `gaps`.")
+            gaps = ops.where(valid, ops.cast(inputs["gaps"], "int64"), 0)
+            vectors = vectors + self.gap_embedding(gaps)
+        return valid, vectors
+
+    def gap_table(self):
+        """float `[TIME_GAP_BUCKETS, D]`: each gap bucket's vector (None without time gaps)."""
+        if not self.time_gaps:
+            return None
+        return ops.convert_to_numpy(self.gap_embedding.embeddings)
+
+    def call(self, inputs, training=False):
+        valid, vectors = self.history_vectors(inputs, training=training)
+        return self.queries(vectors, valid, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         import tensorflow as tf
@@ -209,6 +243,7 @@ class NextItemModel(keras.Model):
                 "dropout": self.dropout,
                 "temperature": self.temperature,
                 "loss": self.loss_name,
+                "time_gaps": self.time_gaps,
                 "seed": self.seed,
             }
         )

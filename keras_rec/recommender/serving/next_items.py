@@ -8,6 +8,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from keras_rec.recommender.data.user_sequences import TIME_GAP_BOUNDARIES
 from keras_rec.recommender.index.item_index import index_layer
 from keras_rec.recommender.layers.next_item_model import sequence_queries
 from keras_rec.recommender.serving.retrieval_serving import (
@@ -40,6 +41,12 @@ class NextItems(tf.Module):
     known id gets the `popular_items`. `used_items` says how many ids were
     read per row.
 
+    A model trained with time gaps (`gap_table`) also takes
+    `recent_timestamps` `[B, L]` int64, the seconds at which each id
+    happened (same layout; padding anything): the gap between consecutive
+    known ids is bucketed as in training (`time_gap_buckets`), and the
+    oldest id read has none.
+
     Args:
         encoder: the trained `CausalSequenceEncoder` (a `NextItemModel`'s
             `encoder`).
@@ -55,6 +62,8 @@ class NextItems(tf.Module):
         sample_queries: callable -> `(queries, exclude, description)` for
             tuning IVF's `nprobe` (e.g. the users' own query vectors and
             histories), or None.
+        gap_table: float `[TIME_GAP_BUCKETS, D]` or None: the time-gap
+            vectors of a model trained with them (`NextItemModel.gap_table`).
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class NextItems(tf.Module):
         exclude_recent: bool = True,
         index=None,
         sample_queries=None,
+        gap_table=None,
     ):
         super().__init__(name="next_items")
         ids = served_ids(item_ids, "item_ids")
@@ -92,11 +102,18 @@ class NextItems(tf.Module):
         )
         self.k = k
         self.exclude_recent = bool(exclude_recent)
+        self.gap_vectors = None
+        if gap_table is not None:
+            self.gap_vectors = tf.Variable(
+                np.asarray(gap_table, np.float32), trainable=False, name="time_gap_vectors"
+            )
         dtype = tf.int64 if ids.dtype == np.int64 else tf.string
-        self.serve = tf.function(
-            self._serve,
-            input_signature=[tf.TensorSpec([None, None], dtype, name="recent_item_ids")],
-        )
+        signature = [tf.TensorSpec([None, None], dtype, name="recent_item_ids")]
+        if self.gap_vectors is None:
+            self.serve = tf.function(self._serve, input_signature=signature)
+        else:
+            signature.append(tf.TensorSpec([None, None], tf.int64, name="recent_timestamps"))
+            self.serve = tf.function(self._serve_with_times, input_signature=signature)
 
     def encoder_assets(self) -> dict[str, bytes | str]:
         """`assets.extra/` files that rebuild the encoder (`load_encoder`): config, weights."""
@@ -108,10 +125,21 @@ class NextItems(tf.Module):
         }
 
     def _serve(self, recent_item_ids):
+        return self._answer(recent_item_ids, None)
+
+    def _serve_with_times(self, recent_item_ids, recent_timestamps):
+        return self._answer(recent_item_ids, recent_timestamps)
+
+    def _answer(self, recent_item_ids, recent_timestamps):
         rows = self.item_rows.lookup(recent_item_ids)
-        rows = latest_known_rows(rows, self.max_history)
+        if recent_timestamps is None:
+            rows = latest_known_rows(rows, self.max_history)
+        else:
+            rows, times = latest_known_rows(rows, self.max_history, recent_timestamps)
         valid = rows >= 0
         vectors = tf.gather(self.history_vectors, tf.maximum(rows, 0))
+        if recent_timestamps is not None:
+            vectors += tf.gather(self.gap_vectors, served_gap_buckets(times, valid))
         queries = sequence_queries(self.encoder, vectors, valid, last_only=True)[:, -1, :]
         scores, item_rows = self.index(queries, rows if self.exclude_recent else None)
         used = tf.reduce_sum(tf.cast(valid, tf.int64), axis=1)
@@ -142,11 +170,12 @@ def load_encoder(version_dir: str):
     return encoder
 
 
-def latest_known_rows(rows, length: int):
+def latest_known_rows(rows, length: int, times=None):
     """int64 `[B, length]`: each row's known entries (>= 0), in order, right-aligned, -1 before.
 
     Unknown entries (-1) anywhere in a row are dropped; rows longer than
-    `length` keep their last `length` known entries.
+    `length` keep their last `length` known entries. With `times` (`[B, W]`,
+    one per entry), returns `(rows, times)`, the times moved alike (0 before).
     """
     rows = tf.cast(rows, tf.int64)
     width = tf.shape(rows, tf.int64)[1]
@@ -154,6 +183,25 @@ def latest_known_rows(rows, length: int):
     # Unknown entries sort first (keys < width), known ones after, each in order.
     keys = tf.where(rows >= 0, positions + width, positions)
     order = tf.argsort(keys, axis=1, stable=True)
-    rows = tf.gather(rows, order, batch_dims=1)
-    rows = tf.pad(rows, [[0, 0], [length, 0]], constant_values=-1)
-    return tf.ensure_shape(rows[:, -length:], [None, length])
+
+    def moved(values, padding):
+        values = tf.pad(tf.gather(values, order, batch_dims=1), [[0, 0], [length, 0]],
+                        constant_values=padding)  # fmt: skip
+        return tf.ensure_shape(values[:, -length:], [None, length])
+
+    if times is None:
+        return moved(rows, -1)
+    return moved(rows, -1), moved(tf.cast(times, tf.int64), 0)
+
+
+def served_gap_buckets(times, valid):
+    """int64 `[B, L]`: each known entry's time-gap bucket after the one before it (0: none).
+
+    The same buckets as `time_gap_buckets` / `gap_bucket` (whole seconds
+    against the same powers of two, in integers).
+    """
+    previous_valid = tf.pad(valid[:, :-1], [[0, 0], [1, 0]])
+    gaps = times - tf.pad(times[:, :-1], [[0, 0], [1, 0]])
+    boundaries = tf.constant(TIME_GAP_BOUNDARIES, tf.int64)
+    buckets = 1 + tf.reduce_sum(tf.cast(gaps[..., None] >= boundaries, tf.int64), axis=-1)
+    return tf.where(valid & previous_valid, buckets, tf.zeros_like(buckets))

@@ -204,8 +204,12 @@ def next_items_export(parts: ServedParts, inputs, k: int, index):
         **popular_items(inputs),
         index=index,
         sample_queries=user_sample(parts.vectors[0], seen_items_by_user(inputs)),
+        gap_table=parts.retrieval.gap_table(),
     )
-    return model, model.serve, {"recent_item_ids": example_recent_ids(inputs)}
+    examples = {"recent_item_ids": example_recent_ids(inputs)}
+    if model.gap_vectors is not None:
+        examples["recent_timestamps"] = example_recent_ids(inputs, times=True)
+    return model, model.serve, examples
 
 
 def is_sequence_model(model) -> bool:
@@ -213,15 +217,25 @@ def is_sequence_model(model) -> bool:
     return not hasattr(model, "user_tower")
 
 
-def example_recent_ids(inputs, rows: int = 3, width: int = 5) -> np.ndarray:
+def example_recent_ids(inputs, rows: int = 3, width: int = 5, times: bool = False) -> np.ndarray:
     """`[rows + 1, width]` recent item ids for the examples: users' latest known items,
-    left-padded; the last row holds an unknown id and padding (answered by popularity)."""
-    from keras_rec.recommender.data.user_sequences import latest_items, time_ordered_items
+    left-padded; the last row holds an unknown id and padding (answered by popularity).
+    With `times`, the whole seconds of those interactions instead (0 where padded)."""
+    from keras_rec.recommender.data.user_sequences import (
+        latest_items,
+        time_ordered_items,
+        whole_seconds,
+    )
     from keras_rec.recommender.serving.next_items import PADDING_IDS
 
-    sequences = time_ordered_items(*inputs.known_pairs(), inputs.known_times(), inputs.num_users)
+    pairs = (*inputs.known_pairs(), inputs.known_times(), inputs.num_users)
+    sequences = time_ordered_items(*pairs)
     users = np.argsort(-sequences.lengths(), kind="stable")[:rows]
     latest = latest_items(sequences, width, users)
+    if times:
+        seconds = time_ordered_items(*pairs, values=whole_seconds(inputs.known_times()))
+        stamps = np.where(latest >= 0, latest_items(seconds, width, users), 0)
+        return np.concatenate([stamps, np.zeros((1, width), np.int64)])
     ids = inputs.item_ids
     if ids.dtype == np.int64:
         padding, unknown = PADDING_IDS["int64"], unknown_user_id(ids)

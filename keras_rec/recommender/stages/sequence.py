@@ -11,6 +11,7 @@ import numpy as np
 from keras_rec.recommender.data.user_sequences import (
     PADDING_ROW,
     latest_items,
+    time_gap_buckets,
     time_ordered_items,
     training_windows,
 )
@@ -90,14 +91,16 @@ def fit_sequence(
 
     strategy = strategy or tf.distribute.get_strategy()
     start = time.perf_counter()
-    sequences = time_ordered_items(
-        inputs.train_users, inputs.train_items, inputs.train_times, inputs.num_users
-    )
+    sequences, gaps = user_sequences(inputs, config.sequence_time_gaps)
     windows = training_windows(sequences, config.max_history)
+    gap_windows = (
+        None if gaps is None else window_gaps(training_windows(gaps, config.max_history), windows)
+    )
     with strategy.scope():
         model = build_sequence_model(config, inputs)
         model.compile(optimizer=LazyAdam(config.learning_rate))
-        model({"history": np.full((1, config.max_history), PADDING_ROW, np.int64)})
+        empty = np.full((1, config.max_history), PADDING_ROW, np.int64)
+        model({"history": empty, "gaps": np.zeros_like(empty)})
         counts = np.bincount(windows[:, 1:][windows[:, 1:] >= 0], minlength=inputs.num_items)
         model.set_items(
             inputs.item_embeddings,
@@ -106,12 +109,17 @@ def fit_sequence(
         )
     validation = None
     if len(inputs.val_items):
-        validation = window_examples(
-            validation_windows(sequences, inputs.val_users, inputs.val_items, config.max_history)
-        )
+        held = validation_windows(sequences, inputs.val_users, inputs.val_items, config.max_history)
+        held_gaps = None
+        if gaps is not None:
+            held_gaps = window_gaps(
+                validation_windows(gaps, inputs.val_users, inputs.val_items, config.max_history),
+                held,
+            )
+        validation = window_examples(held, held_gaps)
     history = strategy_fit(
         model,
-        window_examples(windows),
+        window_examples(windows, gap_windows),
         config.sequence_batch_size,
         epochs or config.sequence_epochs,
         strategy=strategy,
@@ -151,8 +159,30 @@ def build_sequence_model(config, inputs):
         dropout=config.sequence_dropout,
         temperature=config.sequence_temperature,
         loss=sequence_loss(config, inputs.num_items),
+        time_gaps=config.sequence_time_gaps,
         seed=config.seed,
     )
+
+
+def user_sequences(inputs, time_gaps: bool):
+    """`(items, gaps or None)`: each user's training items in time order (`UserItemLists`),
+    and with `time_gaps` each one's gap bucket in the same order (`time_gap_buckets`)."""
+    pairs = (inputs.train_users, inputs.train_items, inputs.train_times, inputs.num_users)
+    return time_ordered_items(*pairs), time_gap_buckets(*pairs) if time_gaps else None
+
+
+def window_gaps(gap_windows: np.ndarray, item_windows: np.ndarray) -> np.ndarray:
+    """The gap buckets of windows, 0 at padding and at each window's oldest item.
+
+    A `next_items` request carries a user's latest items only: its oldest
+    has no item before it, so no gap. Windows and stored queries read gaps
+    the same way.
+    """
+    gaps = np.where(item_windows >= 0, np.maximum(gap_windows, 0), 0)
+    oldest = (item_windows < 0).sum(axis=1)
+    inside = oldest < gaps.shape[1]
+    gaps[np.flatnonzero(inside), oldest[inside]] = 0
+    return gaps
 
 
 def validation_windows(sequences, val_users, val_items, max_history: int) -> np.ndarray:
@@ -161,19 +191,26 @@ def validation_windows(sequences, val_users, val_items, max_history: int) -> np.
     return np.concatenate([history, np.asarray(val_items, np.int64)[:, None]], axis=1)
 
 
-def window_examples(windows: np.ndarray):
-    """`IndexedExamples` of `{"history", "targets"}` (inputs and next items) from windows."""
+def window_examples(windows: np.ndarray, gap_windows: np.ndarray | None = None):
+    """`IndexedExamples` of `{"history", "targets"[, "gaps"]}` from windows: the inputs, the
+    next items, and each input's gap bucket when `gap_windows` are given."""
     import tensorflow as tf
 
     from keras_rec.training.indexed_examples import IndexedExamples
 
     length = windows.shape[1] - 1
     spec = tf.TensorSpec([None, length], tf.int64)
-    return IndexedExamples(
-        len(windows),
-        lambda rows: {"history": windows[rows, :-1], "targets": windows[rows, 1:]},
-        {"history": spec, "targets": spec},
-    )
+
+    def examples(rows):
+        batch = {"history": windows[rows, :-1], "targets": windows[rows, 1:]}
+        if gap_windows is not None:
+            batch["gaps"] = gap_windows[rows, :-1]
+        return batch
+
+    specs = {"history": spec, "targets": spec}
+    if gap_windows is not None:
+        specs["gaps"] = spec
+    return IndexedExamples(len(windows), examples, specs)
 
 
 def sequence_vectors(model, inputs, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -187,15 +224,16 @@ def sequence_vectors(model, inputs, chunk: int = 4096) -> tuple[np.ndarray, np.n
     """
     from keras_rec.training.local_predict import predict_locally
 
-    sequences = time_ordered_items(
-        inputs.train_users, inputs.train_items, inputs.train_times, inputs.num_users
-    )
+    sequences, gaps = user_sequences(inputs, model.time_gaps)
     items = np.asarray(model.item_vectors(training=False), np.float32)
     queries = []
     for start in range(0, inputs.num_users, chunk):
         users = np.arange(start, min(start + chunk, inputs.num_users))
         history = latest_items(sequences, model.max_history, users)
-        states = np.asarray(predict_locally(model, {"history": history}), np.float32)[:, -1, :]
+        features = {"history": history}
+        if gaps is not None:
+            features["gaps"] = window_gaps(latest_items(gaps, model.max_history, users), history)
+        states = np.asarray(predict_locally(model, features), np.float32)[:, -1, :]
         states[history[:, -1] < 0] = 0.0
         queries.append(states)
     return np.concatenate(queries), items
