@@ -368,6 +368,8 @@ def test_next_items_reads_recent_timestamps_as_training_does(tmp_path):
         "recent_timestamps": np.array([[100, 150, 200, 10_000], [0, 1, 3, 3]], np.int64),
     }
     answer = served.serve(**{k: tf.constant(v) for k, v in request.items()})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one time per id"):
+        served.serve(tf.constant(request["recent_item_ids"]), tf.constant([[1, 2]], tf.int64))
     gaps = np.array([[0, 8, 15], [0, 3, 1]])  # 100 s, 9,800 s; 2 s, 0 s (the oldest: none)
     histories = np.array([[1, 2, 3], [6, 7, 8]])
     queries = np.asarray(model({"history": histories, "gaps": gaps}))[:, -1]

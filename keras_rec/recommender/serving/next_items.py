@@ -135,7 +135,13 @@ class NextItems(tf.Module):
         if recent_timestamps is None:
             rows = latest_known_rows(rows, self.max_history)
         else:
-            rows, times = latest_known_rows(rows, self.max_history, recent_timestamps)
+            same = tf.debugging.assert_equal(
+                tf.shape(recent_timestamps), tf.shape(recent_item_ids),
+                message="`recent_timestamps` must have the shape of `recent_item_ids` (one "
+                "time per id)",
+            )  # fmt: skip
+            with tf.control_dependencies([same]):
+                rows, times = latest_known_rows(rows, self.max_history, recent_timestamps)
         valid = rows >= 0
         vectors = tf.gather(self.history_vectors, tf.maximum(rows, 0))
         if recent_timestamps is not None:
