@@ -71,11 +71,9 @@ def time_gap_buckets(users, items, times, num_users: int) -> UserItemLists:
     first = np.zeros(len(seconds.items), bool)
     first[seconds.splits[:-1][seconds.lengths() > 0]] = True
     gaps = np.diff(seconds.items, prepend=seconds.items[:1])
-    return UserItemLists(
-        np.repeat(np.arange(num_users), seconds.lengths()),
-        np.where(first, 0, gap_bucket(gaps)),
-        num_users,
-    )
+    # The lists are already per user in order: their seconds become the buckets in place.
+    seconds.items = np.where(first, 0, gap_bucket(gaps))
+    return seconds
 
 
 def whole_seconds(times) -> np.ndarray:
